@@ -1,0 +1,283 @@
+"""Host post-processing in pure NumPy: dequantise, decode, threshold, MediaPipe NMS, un-letterbox.
+
+No torch import. This is the reference the C harness (``firmware_harness/blazeear_pp.c``) must
+reproduce bit for bit, so every float32 operation below is written in the order the C code uses
+(and the C code is compiled with ``-ffp-contract=off`` so no fused multiply-add changes a
+rounding):
+
+* dequantise: ``(float)(q - zp) * scale``
+* decode (per anchor ``a``, raw values ``r``; ``S = 128``)::
+
+      xc = r0 / S * a.w + a.x        yc = r1 / S * a.h + a.y
+      w  = r2 / S * a.w              h  = r3 / S * a.h
+      box = (xc - w * 0.5, yc - h * 0.5, xc + w * 0.5, yc + h * 0.5)
+      kp_k = (r[4+2k] / S * a.w + a.x, r[5+2k] / S * a.h + a.y)
+
+* score: ``(float)(1.0 / (1.0 + exp(-(double)clip(logit, -100, 100))))`` computed in double and
+  rounded once, so NumPy's and newlib's ``exp`` agree after rounding; keep when
+  ``score >= score_thresh``; drop NaN boxes and boxes with negative width or height.
+* sort by score descending, ties by anchor index (stable).
+* IoU (float32): intersection of the clipped corners, 0 when ``iw <= 0`` or ``ih <= 0``;
+  ``union = area_a + area_b - inter``; 0 when ``union <= 0``.
+* WEIGHTED NMS (MediaPipe): candidates = remaining detections (top included) with IoU with the top
+  strictly greater than ``iou_thresh``; the merged box corners and keypoints are
+  ``sum(v * s) / sum(s)`` accumulated in candidate order; the score is the top's; when nothing is
+  removed in a round (a zero-area top), the top is emitted and the loop stops.
+* HARD NMS: the top is kept, candidates (IoU > threshold) are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+NUM_ANCHORS = 896
+NUM_COORDS = 16
+NUM_KEYPOINTS = 6
+NMS_KINDS = ("weighted", "hard")
+
+
+@dataclass
+class DecodeConfig:
+    """Decode parameters; the export manifest's ``decode`` section has the same keys."""
+
+    score_thresh: float = 0.5
+    iou_thresh: float = 0.3
+    nms: str = "weighted"
+    score_clip: float = 100.0
+    max_detections: int = 0  # 0 = no cap (MediaPipe)
+    x_scale: float = 128.0
+    y_scale: float = 128.0
+    w_scale: float = 128.0
+    h_scale: float = 128.0
+
+    def __post_init__(self):
+        if self.nms not in NMS_KINDS:
+            raise ValueError(f"nms must be one of {NMS_KINDS}, not {self.nms!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DecodeConfig":
+        keys = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class OutputSpec:
+    """One network output tensor: which anchors it covers, what it holds, how it is quantised.
+
+    ``layout`` is ``"anchors"`` for (1, count, C) tensors (C = 16 or 1).  ``dtype`` is
+    ``float32`` or ``int8``/``uint8`` with ``scale`` and ``zero_point``.
+    """
+
+    name: str
+    kind: str  # "regressors" or "scores"
+    anchor_start: int
+    anchor_count: int
+    dtype: str = "float32"
+    scale: float = 1.0
+    zero_point: int = 0
+    shape: Sequence[int] = ()
+    layout: str = "anchors"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "OutputSpec":
+        keys = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["shape"] = list(d["shape"])
+        return d
+
+
+#: The four split outputs of :class:`blazeear_edge.model.BlazeEar`, in order.
+SPLIT_OUTPUTS = (
+    OutputSpec("regressors_16x16", "regressors", 0, 512, shape=(1, 512, 16)),
+    OutputSpec("scores_16x16", "scores", 0, 512, shape=(1, 512, 1)),
+    OutputSpec("regressors_8x8", "regressors", 512, 384, shape=(1, 384, 16)),
+    OutputSpec("scores_8x8", "scores", 512, 384, shape=(1, 384, 1)),
+)
+#: MediaPipe's two concatenated outputs.
+CONCAT_OUTPUTS = (
+    OutputSpec("regressors", "regressors", 0, 896, shape=(1, 896, 16)),
+    OutputSpec("classificators", "scores", 0, 896, shape=(1, 896, 1)),
+)
+
+
+@dataclass
+class Detections:
+    """Detections after NMS, best first, normalised to the 128x128 input (or in image pixels)."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 6, 2), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def to_image(self, letterbox) -> "Detections":
+        """Undo the letterbox: coordinates in pixels of the original image."""
+        b = letterbox.to_image(self.boxes.reshape(-1, 2, 2)).reshape(-1, 4)
+        k = letterbox.to_image(self.keypoints)
+        return Detections(b, k, self.scores.copy())
+
+    def to_list(self) -> list[dict]:
+        return [{"score": float(s), "box": [float(v) for v in b],
+                 "keypoints": [[float(x), float(y)] for x, y in k]}
+                for s, b, k in zip(self.scores, self.boxes, self.keypoints)]
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """``(float)(q - zp) * scale`` in float32 (the order the C harness uses)."""
+    q = np.asarray(q)
+    if q.dtype.kind == "f":
+        return q.astype(np.float32, copy=False)
+    return (q.astype(np.int32) - np.int32(zero_point)).astype(np.float32) * np.float32(scale)
+
+
+def join_outputs(outputs, specs: Sequence[OutputSpec] = SPLIT_OUTPUTS):
+    """Raw outputs (list in ``specs`` order, or dict by name) -> (896, 16) and (896,) float32.
+
+    Integer outputs are dequantised with each spec's scale and zero point.
+    """
+    if isinstance(outputs, dict):
+        missing = [s.name for s in specs if s.name not in outputs]
+        if missing:
+            raise ValueError(f"outputs missing: {missing}")
+        outputs = [outputs[s.name] for s in specs]
+    if len(outputs) != len(specs):
+        raise ValueError(f"expected {len(specs)} outputs, got {len(outputs)}")
+    regs = np.zeros((NUM_ANCHORS, NUM_COORDS), np.float32)
+    logits = np.zeros((NUM_ANCHORS,), np.float32)
+    seen_r = np.zeros(NUM_ANCHORS, bool)
+    seen_s = np.zeros(NUM_ANCHORS, bool)
+    for arr, spec in zip(outputs, specs):
+        x = dequantize(arr, spec.scale, spec.zero_point)
+        sl = slice(spec.anchor_start, spec.anchor_start + spec.anchor_count)
+        if spec.kind == "regressors":
+            regs[sl] = x.reshape(spec.anchor_count, NUM_COORDS)
+            seen_r[sl] = True
+        elif spec.kind == "scores":
+            logits[sl] = x.reshape(spec.anchor_count)
+            seen_s[sl] = True
+        else:
+            raise ValueError(f"output {spec.name}: unknown kind {spec.kind!r}")
+    if not (seen_r.all() and seen_s.all()):
+        raise ValueError("the output specs do not cover all 896 anchors")
+    return regs, logits
+
+
+def sigmoid_scores(logits: np.ndarray, clip: float = 100.0) -> np.ndarray:
+    x = np.clip(np.asarray(logits, np.float32), np.float32(-clip), np.float32(clip))
+    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+
+
+def decode_boxes(regs: np.ndarray, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfig()):
+    """(N, 16) raw regressors + (N, 4) anchors -> boxes (N, 4) and keypoints (N, 6, 2), float32."""
+    f = np.float32
+    r = np.asarray(regs, np.float32)
+    a = np.asarray(anchors, np.float32)
+    ax, ay, aw, ah = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+    xc = r[:, 0] / f(cfg.x_scale) * aw + ax
+    yc = r[:, 1] / f(cfg.y_scale) * ah + ay
+    w = r[:, 2] / f(cfg.w_scale) * aw
+    h = r[:, 3] / f(cfg.h_scale) * ah
+    half = f(0.5)
+    boxes = np.stack([xc - w * half, yc - h * half, xc + w * half, yc + h * half], axis=1)
+    kx = r[:, 4::2] / f(cfg.x_scale) * aw[:, None] + ax[:, None]
+    ky = r[:, 5::2] / f(cfg.y_scale) * ah[:, None] + ay[:, None]
+    kps = np.stack([kx, ky], axis=2)
+    return boxes.astype(np.float32), kps.astype(np.float32)
+
+
+def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one box with many, float32, 0 for disjoint boxes or a non-positive union."""
+    ix0 = np.maximum(box[0], boxes[:, 0])
+    iy0 = np.maximum(box[1], boxes[:, 1])
+    ix1 = np.minimum(box[2], boxes[:, 2])
+    iy1 = np.minimum(box[3], boxes[:, 3])
+    iw = ix1 - ix0
+    ih = iy1 - iy0
+    inter = iw * ih
+    area_a = (box[2] - box[0]) * (box[3] - box[1])
+    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area_a + area_b - inter
+    ok = (iw > 0) & (ih > 0) & (union > 0)
+    out = np.zeros(boxes.shape[0], np.float32)
+    np.divide(inter, union, out=out, where=ok)
+    return out
+
+
+def nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+        iou_thresh: float = 0.3, kind: str = "weighted", max_detections: int = 0) -> Detections:
+    """MediaPipe WEIGHTED NMS (or hard NMS) over candidates already thresholded."""
+    if kind not in NMS_KINDS:
+        raise ValueError(f"nms must be one of {NMS_KINDS}, not {kind!r}")
+    n = scores.shape[0]
+    if n == 0:
+        return Detections()
+    order = np.argsort(-scores, kind="stable")
+    # coords per candidate: 4 box corners + 12 keypoint values, in sorted order
+    coords = np.concatenate([boxes, keypoints.reshape(n, 12)], axis=1)[order]
+    sc = scores[order].astype(np.float32)
+    thr = np.float32(iou_thresh)
+    out_c, out_s = [], []
+    remaining = np.arange(n)
+    while remaining.size:
+        top = remaining[0]
+        ious = iou_one_to_many(coords[top, :4], coords[remaining, :4])
+        cand = ious > thr
+        if kind == "weighted":
+            if cand.any():
+                idx = remaining[cand]
+                w = sc[idx]
+                acc = np.cumsum(coords[idx] * w[:, None], axis=0)[-1]
+                total = np.cumsum(w)[-1]
+                out_c.append(acc / total)
+            else:
+                out_c.append(coords[top])
+            out_s.append(sc[top])
+            if not cand.any():  # nothing removed: MediaPipe stops here
+                break
+        else:
+            out_c.append(coords[top])
+            out_s.append(sc[top])
+            cand[0] = True  # the top is always consumed
+        remaining = remaining[~cand]
+        if max_detections and len(out_s) >= max_detections:
+            break
+    c = np.asarray(out_c, np.float32).reshape(-1, 16)
+    return Detections(c[:, :4].copy(), c[:, 4:].reshape(-1, 6, 2).copy(),
+                      np.asarray(out_s, np.float32))
+
+
+def decode(regs: np.ndarray, logits: np.ndarray, anchors: np.ndarray,
+           cfg: DecodeConfig = DecodeConfig()) -> Detections:
+    """(896, 16) regressors + (896,) logits -> detections normalised to the 128x128 input."""
+    logits = np.asarray(logits, np.float32).reshape(-1)
+    regs = np.asarray(regs, np.float32).reshape(-1, NUM_COORDS)
+    scores = sigmoid_scores(logits, cfg.score_clip)
+    keep = np.nonzero(scores >= np.float32(cfg.score_thresh))[0]
+    if keep.size == 0:
+        return Detections()
+    boxes, kps = decode_boxes(regs[keep], anchors[keep], cfg)
+    ok = (~np.isnan(boxes).any(axis=1) & ~np.isnan(kps).reshape(-1, 12).any(axis=1)
+          & (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1]))
+    return nms(boxes[ok], kps[ok], scores[keep][ok], cfg.iou_thresh, cfg.nms,
+               cfg.max_detections)
+
+
+def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfig(),
+                   specs: Sequence[OutputSpec] = SPLIT_OUTPUTS, letterbox=None) -> Detections:
+    """Raw network outputs (float or int8, per ``specs``) -> detections.
+
+    With ``letterbox`` the result is in pixels of the original image.
+    """
+    regs, logits = join_outputs(outputs, specs)
+    det = decode(regs, logits, anchors, cfg)
+    return det.to_image(letterbox) if letterbox is not None else det
