@@ -129,6 +129,17 @@ class BlazeEar(nn.Module):
         self.regressor_8_kp = nn.Conv2d(88, 2 * 12, 1, bias=True)
         self.regressor_16_box = nn.Conv2d(96, 6 * 4, 1, bias=True)
         self.regressor_16_kp = nn.Conv2d(96, 6 * 12, 1, bias=True)
+        #: optional saturation of the head outputs (export only): logits to +-score_clip and
+        #: regressors to +-regressor_clip. It bounds the int8 output ranges, which otherwise
+        #: are set by meaningless outliers of background anchors (logits below -1000).
+        self.score_clip: float | None = None
+        self.regressor_clip: float | None = None
+
+    def set_output_clip(self, score: float | None = None, regressor: float | None = None):
+        """Saturate head outputs (exported as Clip). None leaves an output unbounded."""
+        self.score_clip = score
+        self.regressor_clip = regressor
+        return self
 
     # -- configuration -------------------------------------------------------------------------
     def set_channel_pad_mode(self, mode: str) -> "BlazeEar":
@@ -162,6 +173,12 @@ class BlazeEar(nn.Module):
         c16 = self.classifier_8(x)
         r8 = self._regressor_conv(h, self.regressor_16_box, self.regressor_16_kp, 6)
         c8 = self.classifier_16(h)
+        if self.score_clip is not None:
+            c16 = torch.clamp(c16, -self.score_clip, self.score_clip)
+            c8 = torch.clamp(c8, -self.score_clip, self.score_clip)
+        if self.regressor_clip is not None:
+            r16 = torch.clamp(r16, -self.regressor_clip, self.regressor_clip)
+            r8 = torch.clamp(r8, -self.regressor_clip, self.regressor_clip)
         return r16, c16, r8, c8
 
     def forward(self, x: torch.Tensor):

@@ -1,0 +1,62 @@
+"""``blazeear-edge export``: ONNX + TFLite (fp32, and per-channel int8 with --int8), verified."""
+
+from __future__ import annotations
+
+HELP = "export to ONNX and TFLite (fp32; per-channel int8 with --int8), verify, write a manifest"
+
+
+def add_arguments(p):
+    p.add_argument("--weights", default="mediapipe",
+                   help="checkpoint: 'mediapipe' (default, bundled), .pth or .tflite")
+    p.add_argument("--anchors", default=None, help="unit | ear | FILE.npy (default: per checkpoint)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write per-channel int8 ONNX (QDQ) and TFLite, calibrated")
+    p.add_argument("--calib", default=None, metavar="SRC",
+                   help="calibration images: a folder, a BlazeEar CSV, a COCO json or a .npz "
+                        "from 'calib' (default: built-in scikit-image faces)")
+    p.add_argument("--calib-count", type=int, default=200, help="calibration images (default 200)")
+    p.add_argument("--calib-method", default="movavg",
+                   choices=["movavg", "minmax", "percentile", "entropy"],
+                   help="ONNX activation calibration (default movavg: MinMax with moving average)")
+    p.add_argument("--score-clip", type=float, default=16.0,
+                   help="saturate score logits to +-this in the graph so outlier logits do not "
+                        "set the int8 output range (default 16; 0 = off)")
+    p.add_argument("--crop-boxes", action="store_true",
+                   help="add crops around labelled boxes (CSV/COCO) so small ears are represented")
+    p.add_argument("--images-root", default=None, help="root for CSV / COCO image paths")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--formats", default="onnx,tflite", help="comma list of onnx, tflite")
+    p.add_argument("--outputs", default="split", choices=["split", "concat"],
+                   help="split: 4 head outputs (default, better int8); concat: MediaPipe's 2")
+    p.add_argument("--channel-pad", default="auto", choices=["auto", "pad", "concat", "conv"],
+                   help="skip-path channel widening: auto (cheapest per the linter), pad, "
+                        "concat (zeros) or conv (1x1 identity)")
+    p.add_argument("--input-type", default="float32", choices=["float32", "uint8", "int8"],
+                   help="int8 TFLite input type (default float32: a QUANTIZE at the input)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--score-thresh", type=float, default=0.5, help="decode threshold to record")
+    p.add_argument("--iou-thresh", type=float, default=0.3, help="NMS IoU threshold to record")
+    p.add_argument("--nms", default="weighted", choices=["weighted", "hard"])
+    p.add_argument("--out", default=None, help="output folder (default exports/<model name>)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def run(args) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ..export import ExportConfig, export, format_summary
+
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    cfg = ExportConfig(weights=args.weights, anchors=args.anchors, int8=args.int8,
+                       calib=args.calib, calib_count=args.calib_count,
+                       calib_method=args.calib_method,
+                       graph_score_clip=args.score_clip or None, crop_boxes=args.crop_boxes,
+                       images_root=args.images_root, seed=args.seed, formats=formats,
+                       outputs=args.outputs, channel_pad=args.channel_pad,
+                       input_type=args.input_type, opset=args.opset, out=args.out,
+                       score_thresh=args.score_thresh, iou_thresh=args.iou_thresh,
+                       nms=args.nms, progress=not args.quiet)
+    res = export(cfg)
+    print(format_summary(res))
+    return 0

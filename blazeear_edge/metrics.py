@@ -1,0 +1,86 @@
+"""Numbers that say whether two runtimes agree: SQNR of raw outputs, detection matching."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .postprocess import Detections, iou_one_to_many
+
+
+def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    """Signal-to-quantisation-noise ratio in dB: 10 log10(sum ref^2 / sum (ref - test)^2)."""
+    ref = np.asarray(ref, np.float64)
+    err = np.sum((ref - np.asarray(test, np.float64)) ** 2)
+    sig = np.sum(ref ** 2)
+    if err == 0:
+        return float("inf")
+    if sig == 0:
+        return float("-inf")
+    return float(10.0 * np.log10(sig / err))
+
+
+@dataclass
+class MatchStats:
+    """Greedy one-to-one matching of test detections to reference detections at IoU >= thr."""
+
+    ref: int = 0
+    test: int = 0
+    matched: int = 0
+    iou_sum: float = 0.0
+    max_score_delta: float = 0.0
+    max_keypoint_err_px: float = 0.0  # pixels of the 128x128 input
+
+    @property
+    def missing(self) -> int:
+        return self.ref - self.matched
+
+    @property
+    def extra(self) -> int:
+        return self.test - self.matched
+
+    @property
+    def match_rate(self) -> float:
+        return self.matched / self.ref if self.ref else 1.0
+
+    @property
+    def mean_iou(self) -> float:
+        return self.iou_sum / self.matched if self.matched else float("nan")
+
+    def add(self, other: "MatchStats") -> "MatchStats":
+        return MatchStats(self.ref + other.ref, self.test + other.test,
+                          self.matched + other.matched, self.iou_sum + other.iou_sum,
+                          max(self.max_score_delta, other.max_score_delta),
+                          max(self.max_keypoint_err_px, other.max_keypoint_err_px))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(missing=self.missing, extra=self.extra, match_rate=self.match_rate,
+                 mean_iou=None if not self.matched else self.mean_iou)
+        d.pop("iou_sum")
+        return d
+
+
+def match_detections(ref: Detections, test: Detections, iou_thresh: float = 0.5,
+                     input_size: int = 128) -> MatchStats:
+    """Match by descending IoU (greedy); detections normalised to the 128 input."""
+    st = MatchStats(ref=len(ref), test=len(test))
+    if not len(ref) or not len(test):
+        return st
+    iou = np.stack([iou_one_to_many(b, test.boxes) for b in ref.boxes])
+    used_r, used_t = set(), set()
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        i, j = divmod(int(flat), iou.shape[1])
+        if iou[i, j] < iou_thresh:
+            break
+        if i in used_r or j in used_t:
+            continue
+        used_r.add(i)
+        used_t.add(j)
+        st.matched += 1
+        st.iou_sum += float(iou[i, j])
+        st.max_score_delta = max(st.max_score_delta, float(abs(ref.scores[i] - test.scores[j])))
+        kp = np.abs(ref.keypoints[i] - test.keypoints[j]).max() * input_size
+        st.max_keypoint_err_px = max(st.max_keypoint_err_px, float(kp))
+    return st
