@@ -55,9 +55,42 @@ def _reader(nchw, input_name):
     return Reader(input_name, nchw)
 
 
+def _chain_to_producer(model, name: str) -> list[str]:
+    """Tensor names from a graph output back through Reshape/Transpose/Clip/Identity."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    names = [name]
+    n = producer.get(name)
+    while n is not None and n.op_type in ("Reshape", "Transpose", "Clip", "Identity"):
+        names.append(n.input[0])
+        n = producer.get(n.input[0])
+    return names
+
+
+def output_ranges(fp32_path: str | os.PathLike, calib_nchw: np.ndarray, names) -> dict:
+    """Global (min, max) of the named graph outputs over the calibration set."""
+    from ..runtimes import onnx_session
+
+    sess = onnx_session(fp32_path)
+    inp = sess.get_inputs()[0].name
+    lo = {n: np.inf for n in names}
+    hi = {n: -np.inf for n in names}
+    for i in range(len(calib_nchw)):
+        res = sess.run(list(names), {inp: calib_nchw[i:i + 1]})
+        for n, r in zip(names, res):
+            lo[n] = min(lo[n], float(r.min()))
+            hi[n] = max(hi[n], float(r.max()))
+    return {n: (lo[n], hi[n]) for n in names}
+
+
 def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calib_nchw: np.ndarray,
-                  method: str = "movavg", input_name: str = "input") -> Path:
-    """Static QDQ int8 quantisation of ``fp32_path`` into ``out_path``."""
+                  method: str = "movavg", input_name: str = "input",
+                  global_range_outputs=()) -> Path:
+    """Static QDQ int8 quantisation of ``fp32_path`` into ``out_path``.
+
+    ``global_range_outputs``: graph outputs (the score heads) whose int8 range is the global
+    min/max over the calibration set whatever ``method`` says: a moving average of per-image
+    maxima would cut off the rare high logits that are the detections.
+    """
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -74,6 +107,16 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
         extra["CalibMovingAverage"] = True
     if method == "percentile":
         extra["CalibPercentile"] = 99.999
+    if global_range_outputs:
+        import onnx
+
+        model = onnx.load(str(fp32_path))
+        ranges = output_ranges(fp32_path, calib_nchw, list(global_range_outputs))
+        overrides = {}
+        for name, (lo, hi) in ranges.items():
+            for t in _chain_to_producer(model, name):
+                overrides[t] = [{"rmin": np.float32(min(lo, 0.0)), "rmax": np.float32(max(hi, 0.0))}]
+        extra["TensorQuantOverrides"] = overrides
     with tempfile.TemporaryDirectory() as td:
         pre = Path(td) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
@@ -115,9 +158,16 @@ def onnx_output_quantization(path: str | os.PathLike) -> dict:
     return out
 
 
+def _is_score_tensor(shape) -> bool:
+    """Score-head tensors: 2 or 6 channels (16x16 / 8x8 maps) or (1, anchors, 1)."""
+    shape = tuple(int(v) for v in shape)
+    return len(shape) >= 3 and shape[-1] in (1, 2, 6)
+
+
 def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray) -> bytes:
     """Replace the TF calibrator's global min/max of every tensor by the mean of per-image
-    minima/maxima (the float model is run once per image with all tensors preserved)."""
+    minima/maxima (the float model is run once per image with all tensors preserved). Score-head
+    tensors keep the global range: averaging per-image maxima would cut off the detections."""
     from tensorflow.lite.python.interpreter import Interpreter
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
@@ -125,7 +175,7 @@ def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray) -> bytes:
     sub = model.subgraphs[0]
     idx = [i for i, t in enumerate(sub.tensors)
            if t.quantization is not None and t.quantization.min is not None
-           and len(t.quantization.min) == 1]
+           and len(t.quantization.min) == 1 and not _is_score_tensor(t.shape)]
     it = Interpreter(model_content=bytes(calibrated), experimental_preserve_all_tensors=True)
     it.allocate_tensors()
     inp = it.get_input_details()[0]["index"]

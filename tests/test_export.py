@@ -1,0 +1,252 @@
+"""export --int8: artifacts, manifest, graph properties, round-trip detections, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blazeear_edge.manifest import load_manifest
+
+
+def _cli(*args, cwd=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "blazeear_edge", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=600)
+
+
+def test_export_writes_all_artifacts_and_a_consistent_manifest(default_export):
+    from blazeear_edge.weights import sha256_file
+
+    m = load_manifest(default_export)
+    assert set(m.artifacts) == {"fp32_onnx", "int8_onnx", "fp32_tflite", "int8_tflite"}
+    for key, a in m.artifacts.items():
+        p = default_export / a["path"]
+        assert p.is_file(), key
+        assert sha256_file(p) == a["sha256"]
+        assert p.stat().st_size == a["size_bytes"]
+    assert sha256_file(default_export / "anchors.npy") == m.data["anchors"]["sha256"]
+    a = m.anchors()
+    assert a.shape == (896, 4)
+    np.testing.assert_allclose(a[0], [0.03125, 0.03125, 1, 1])
+    assert m.data["model"]["params"] == 101390
+    assert m.data["calibration"]["default_used"] is True
+    assert "calibrate on your own images" in m.data["calibration"]["note"]
+    assert m.data["decode"]["score_thresh"] == 0.5 and m.data["decode"]["nms"] == "weighted"
+    assert "stedgeai generate" in m.data["stedgeai"]["generate"]
+    assert (default_export / "calib.npz").is_file() and (default_export / "quant_report.json").is_file()
+    # no temporary folders left beside the export
+    assert not [p for p in default_export.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_fp32_artifacts_verified_within_tolerance(default_export):
+    m = load_manifest(default_export)
+    for key in ("fp32_onnx", "fp32_tflite"):
+        v = m.artifact(key)["verification"]
+        assert v["max_scaled_err"] <= 1e-3, (key, v)
+
+
+def test_int8_round_trip_finds_the_same_detections(default_export):
+    """Recorded figures and an independent re-run on the astronaut photo."""
+    from skimage import data
+
+    from blazeear_edge.metrics import match_detections
+    from blazeear_edge.postprocess import decode_outputs
+    from blazeear_edge.preprocess import preprocess
+    from blazeear_edge.runtimes import run_onnx, run_tflite
+    from blazeear_edge.weights import load_model
+
+    m = load_manifest(default_export)
+    for key in ("int8_onnx", "int8_tflite"):
+        d = m.artifact(key)["verification"]["detections"]
+        assert d["ref"] >= 15, d  # the hold-out has faces
+        assert d["match_rate"] >= 0.9 and d["extra"] <= 2, (key, d)
+        assert d["mean_iou"] >= 0.7, (key, d)
+    x, _ = preprocess(data.astronaut())
+    model = load_model().set_output_clip(m.data["export"]["score_clip_in_graph"], None)
+    from blazeear_edge.runtimes import run_torch
+
+    specs = m.output_specs("fp32_onnx")
+    anchors, cfg = m.anchors(), m.decode_config()
+    ref = decode_outputs(run_torch(model, x, specs)[0], anchors, cfg, specs)
+    assert len(ref) == 1
+    q_onnx = run_onnx(m.artifact_path("int8_onnx"), x, m.output_specs("int8_onnx"))[0]
+    q_tfl = run_tflite(m.artifact_path("int8_tflite"), x.transpose(0, 2, 3, 1),
+                       m.output_specs("int8_tflite"))[0]
+    for out, specs_q in ((q_onnx, m.output_specs("int8_onnx")),
+                         (q_tfl, m.output_specs("int8_tflite"))):
+        det = decode_outputs(out, anchors, cfg, specs_q)
+        st = match_detections(ref, det)
+        assert st.matched == 1 and st.extra == 0
+        assert st.mean_iou > 0.8
+        assert abs(float(ref.scores[0] - det.scores[0])) < 0.2  # int8 logit noise: see README
+
+
+def test_int8_onnx_is_qdq_int8_per_channel_symmetric(default_export):
+    import onnx
+    from onnx import numpy_helper
+
+    m = load_manifest(default_export)
+    model = onnx.load(str(m.artifact_path("int8_onnx")))
+    ops = {n.op_type for n in model.graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert not ops & {"QLinearConv", "QLinearAdd", "ConvInteger", "MatMulInteger",
+                      "DynamicQuantizeLinear"}
+    inits = {i.name: i for i in model.graph.initializer}
+    for t in model.graph.initializer:
+        assert t.data_type not in (onnx.TensorProto.FLOAT16, onnx.TensorProto.UINT8), t.name
+    conv_weight_dq = 0
+    for n in model.graph.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits:
+            w = inits[n.input[0]]
+            if w.data_type != onnx.TensorProto.INT8 or len(w.dims) != 4:
+                continue
+            conv_weight_dq += 1
+            zp = numpy_helper.to_array(inits[n.input[2]])
+            scale = numpy_helper.to_array(inits[n.input[1]])
+            assert np.all(zp == 0), n.name
+            assert scale.size == w.dims[0] and scale.size > 1 or w.dims[0] == 1, n.name
+    assert conv_weight_dq >= 37
+    for v in list(model.graph.input) + list(model.graph.output):
+        dims = [d.dim_value for d in v.type.tensor_type.shape.dim]
+        assert all(d > 0 for d in dims), (v.name, dims)
+    assert [o.name for o in model.graph.output] == [o["name"] for o in
+                                                      m.artifact("int8_onnx")["outputs"]]
+
+
+def test_int8_tflite_has_no_float16_and_int8_outputs(default_export):
+    import tflite
+
+    m = load_manifest(default_export)
+    buf = m.artifact_path("int8_tflite").read_bytes()
+    g = tflite.Model.GetRootAsModel(buf, 0).Subgraphs(0)
+    types = {g.Tensors(i).Type() for i in range(g.TensorsLength())}
+    assert tflite.TensorType.FLOAT16 not in types
+    outs = m.artifact("int8_tflite")["outputs"]
+    assert {o["name"] for o in outs} == {"regressors_16x16", "scores_16x16", "regressors_8x8",
+                                         "scores_8x8"}
+    for o in outs:
+        assert o["dtype"] == "int8" and 0 < o["scale"] < 10 and -128 <= o["zero_point"] <= 127
+
+
+def test_export_never_touched_the_network(default_export):
+    import conftest
+
+    if os.environ.get("BLAZEEAR_TEST_EXPORT"):
+        pytest.skip("export reused from BLAZEEAR_TEST_EXPORT: network use was not observed")
+    assert conftest.NETWORK_ATTEMPTS == []
+
+
+@pytest.mark.parametrize("mode", ["concat", "conv"])
+def test_channel_pad_rewrites_are_numerically_identical(mode, tmp_path):
+    """fp32: all three graphs agree to float rounding; int8 (same calibration): the concat
+    rewrite gives the same int8 network as plain Pad, the conv rewrite within one step."""
+    from skimage import data
+
+    from blazeear_edge.export.onnx_export import export_onnx
+    from blazeear_edge.postprocess import SPLIT_OUTPUTS
+    from blazeear_edge.preprocess import preprocess
+    from blazeear_edge.quantize import quantize_onnx
+    from blazeear_edge.runtimes import run_onnx
+    from blazeear_edge.weights import load_model
+
+    model = load_model()
+    x = np.concatenate([preprocess(data.astronaut())[0], preprocess(data.coffee())[0]])
+    cal = np.random.default_rng(0).uniform(-1, 1, (8, 3, 128, 128)).astype(np.float32)
+    cal = np.concatenate([x, cal])
+    paths = {}
+    for mm in ("pad", mode):
+        g = export_onnx(model, tmp_path / f"{mm}.onnx", channel_pad=mm)
+        ops = {n.op_type for n in g.graph.node}
+        assert ("Pad" in ops) == (mm == "pad")
+        quantize_onnx(tmp_path / f"{mm}.onnx", tmp_path / f"{mm}_q.onnx", cal)
+        paths[mm] = mm
+    f_pad = run_onnx(tmp_path / "pad.onnx", x, SPLIT_OUTPUTS)
+    f_new = run_onnx(tmp_path / f"{mode}.onnx", x, SPLIT_OUTPUTS)
+    for a, b in zip(f_pad, f_new):
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], atol=2e-3, rtol=1e-5)
+    q_pad = run_onnx(tmp_path / "pad_q.onnx", x, SPLIT_OUTPUTS)
+    q_new = run_onnx(tmp_path / f"{mode}_q.onnx", x, SPLIT_OUTPUTS)
+    from blazeear_edge.quantize import onnx_output_quantization
+
+    oq = onnx_output_quantization(tmp_path / "pad_q.onnx")
+    for a, b in zip(q_pad, q_new):
+        for k in a:
+            step = oq[k][0]
+            diff = np.abs(a[k] - b[k]).max() / step
+            if mode == "concat":
+                assert diff < 1e-3, (k, diff)
+            else:
+                assert diff <= 1.0 + 1e-3, (k, diff)
+
+
+# --- bad input: one line, exit 2, nothing left behind ----------------------------------------
+def _assert_clean_failure(res, out_parent: Path, needle: str):
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.strip().splitlines() if "error:" in ln]
+    assert len(lines) == 1 and needle in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    if out_parent.exists():
+        assert not [p for p in out_parent.iterdir() if p.name.startswith(".")], \
+            list(out_parent.iterdir())
+
+
+def test_export_missing_weights(tmp_path):
+    res = _cli("export", "--weights", str(tmp_path / "nope.pth"), "--out", str(tmp_path / "o"))
+    _assert_clean_failure(res, tmp_path, "weights file not found")
+    assert not (tmp_path / "o").exists()
+
+
+def test_export_corrupt_checkpoint(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(os.urandom(2048))
+    res = _cli("export", "--weights", str(bad), "--out", str(tmp_path / "o"))
+    _assert_clean_failure(res, tmp_path, "bad.pth")
+
+
+def test_export_empty_and_imageless_calibration_folders(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = _cli("export", "--int8", "--calib", str(empty), "--out", str(tmp_path / "o"))
+    _assert_clean_failure(res, tmp_path, "no images found")
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.jpg").write_bytes(b"not a jpeg")
+    (junk / "b.png").write_text("nor a png")
+    res = _cli("export", "--int8", "--calib", str(junk), "--out", str(tmp_path / "o"))
+    _assert_clean_failure(res, tmp_path, "no readable images")
+    assert not (tmp_path / "o").exists()
+
+
+def test_export_unwritable_out(tmp_path):
+    if os.geteuid() == 0:
+        target = Path("/proc/blazeear-edge-test/out")  # not writable even for root
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        target = ro / "out"
+    res = _cli("export", "--formats", "onnx", "--out", str(target))
+    assert res.returncode == 2, res.stderr
+    assert "cannot write here" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_export_unknown_format(tmp_path):
+    res = _cli("export", "--formats", "onnx,coreml", "--out", str(tmp_path / "o"))
+    _assert_clean_failure(res, tmp_path, "coreml")
+    assert not (tmp_path / "o").exists()
+
+
+def test_export_onnx_only_fp32_is_fast_and_verified(tmp_path):
+    res = _cli("export", "--formats", "onnx", "--out", str(tmp_path / "o"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    m = load_manifest(tmp_path / "o")
+    assert set(m.artifacts) == {"fp32_onnx"}
+    assert "fp32.onnx" in res.stdout and "written to" in res.stdout
