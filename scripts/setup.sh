@@ -11,6 +11,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+# this machine's pip configuration lists local indexes that warn for every package: hide that noise
+exec 2> >(grep --line-buffered -v "is ignored: it is neither a file nor a directory" >&2)
 # torch first and pinned: a looser requirement can pull a multi-GB CUDA build.
 if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
   echo "[setup] installing torch 2.13.0 (CPU)"
