@@ -182,7 +182,7 @@ def choose_channel_pad(model, opset: int, outputs: str) -> tuple[str, dict]:
     costs = {}
     for mode in ("pad", "concat", "conv"):
         m = export_onnx(model, None, opset=opset, outputs=outputs, channel_pad=mode)
-        rep = lint_model(m)
+        rep = lint_model(m, assume_int8=True)  # as it will be once quantised
         mapping = rep.mapping
         get = (lambda k: mapping.get(k)) if isinstance(mapping, dict) else (
             lambda k: getattr(mapping, k, None))
@@ -340,7 +340,20 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
     pad_mode, pad_choice = cfg.channel_pad, {"reason": "requested"}
     if pad_mode == "auto":
         pad_mode, pad_choice = choose_channel_pad(model, cfg.opset, cfg.outputs)
-        step(f"channel padding: '{pad_mode}' ({pad_choice['reason']})")
+        pred = pad_choice.get("predicted")
+        if pred:
+            base = pred["pad"]
+            pad_choice["extra_vs_pad"] = {
+                k: {"macc": v["macc"] - base["macc"],
+                    "weights_bytes_fp32": v["weights_bytes"] - base["weights_bytes"]}
+                for k, v in pred.items()}
+            desc = "; ".join(
+                f"{k}: {sum(v['epochs'].values())} epochs ({v['epochs']['hybrid']} hybrid), "
+                f"+{v['macc'] - base['macc']:,} MACs, "
+                f"+{v['weights_bytes'] - base['weights_bytes']:,} B" for k, v in pred.items())
+            step(f"channel padding: '{pad_mode}' ({pad_choice['reason']}; {desc})")
+        else:
+            step(f"channel padding: '{pad_mode}' ({pad_choice['reason']})")
     fp32_onnx = root / f"{name}_fp32.onnx"
     m = export_onnx(model, fp32_onnx, opset=cfg.opset, outputs=cfg.outputs,
                     channel_pad=pad_mode)
