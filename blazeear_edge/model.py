@@ -243,6 +243,7 @@ def fold_batchnorm(model: BlazeEar) -> BlazeEar:
     blocks_src = [m for m in model.modules() if isinstance(m, BlazeBlock)]
     blocks_dst = [m for m in folded.modules() if isinstance(m, BlazeBlock)]
     folded.load_state_dict(dst)
+    folded.set_output_clip(model.score_clip, model.regressor_clip)
     for bs, bd in zip(blocks_src, blocks_dst):
         w1, b1 = _fold(bs.dw_conv.weight, None, bs.bn1)
         w2, b2 = _fold(bs.pw_conv.weight, None, bs.bn2)

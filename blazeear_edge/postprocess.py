@@ -122,9 +122,9 @@ class Detections:
 
     def to_image(self, letterbox) -> "Detections":
         """Undo the letterbox: coordinates in pixels of the original image."""
-        b = letterbox.to_image(self.boxes.reshape(-1, 2, 2)).reshape(-1, 4)
-        k = letterbox.to_image(self.keypoints)
-        return Detections(b, k, self.scores.copy())
+        pts = np.concatenate([self.boxes.reshape(-1, 2, 2), self.keypoints], axis=1)
+        pts = letterbox.to_image(pts)
+        return Detections(pts[:, :2].reshape(-1, 4), pts[:, 2:].copy(), self.scores.copy())
 
     def to_list(self) -> list[dict]:
         return [{"score": float(s), "box": [float(v) for v in b],
@@ -259,25 +259,169 @@ def nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
 def decode(regs: np.ndarray, logits: np.ndarray, anchors: np.ndarray,
            cfg: DecodeConfig = DecodeConfig()) -> Detections:
     """(896, 16) regressors + (896,) logits -> detections normalised to the 128x128 input."""
-    logits = np.asarray(logits, np.float32).reshape(-1)
     regs = np.asarray(regs, np.float32).reshape(-1, NUM_COORDS)
-    scores = sigmoid_scores(logits, cfg.score_clip)
-    keep = np.nonzero(scores >= np.float32(cfg.score_thresh))[0]
-    if keep.size == 0:
-        return Detections()
-    boxes, kps = decode_boxes(regs[keep], anchors[keep], cfg)
-    ok = (~np.isnan(boxes).any(axis=1) & ~np.isnan(kps).reshape(-1, 12).any(axis=1)
-          & (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1]))
-    return nms(boxes[ok], kps[ok], scores[keep][ok], cfg.iou_thresh, cfg.nms,
-               cfg.max_detections)
+    return _decode_fast(np.asarray(logits, np.float32).reshape(-1), lambda idx: regs[idx],
+                        anchors, cfg, None)
 
 
 def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfig(),
                    specs: Sequence[OutputSpec] = SPLIT_OUTPUTS, letterbox=None) -> Detections:
     """Raw network outputs (float or int8, per ``specs``) -> detections.
 
-    With ``letterbox`` the result is in pixels of the original image.
+    Only the score tensors are dequantised whole; regressor rows are gathered (and dequantised)
+    for the anchors that pass the threshold. With ``letterbox`` the result is in pixels of the
+    original image.
     """
-    regs, logits = join_outputs(outputs, specs)
-    det = decode(regs, logits, anchors, cfg)
-    return det.to_image(letterbox) if letterbox is not None else det
+    if isinstance(outputs, dict):
+        missing = [s.name for s in specs if s.name not in outputs]
+        if missing:
+            raise ValueError(f"outputs missing: {missing}")
+        outputs = [outputs[s.name] for s in specs]
+    if len(outputs) != len(specs):
+        raise ValueError(f"expected {len(specs)} outputs, got {len(outputs)}")
+    scores, regs = [], []
+    for arr, spec in zip(outputs, specs):
+        if spec.kind == "scores":
+            scores.append((spec.anchor_start, spec, arr))
+        elif spec.kind == "regressors":
+            regs.append((spec.anchor_start, spec, arr))
+        else:
+            raise ValueError(f"output {spec.name}: unknown kind {spec.kind!r}")
+    scores.sort(key=lambda t: t[0])
+    regs.sort(key=lambda t: t[0])
+    if (sum(s.anchor_count for _, s, _ in scores) != NUM_ANCHORS
+            or sum(s.anchor_count for _, s, _ in regs) != NUM_ANCHORS):
+        raise ValueError("the output specs do not cover all 896 anchors")
+    parts = [dequantize(a, s.scale, s.zero_point).reshape(-1) for _, s, a in scores]
+    logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if logits.shape[0] != NUM_ANCHORS:
+        raise ValueError(f"score outputs hold {logits.shape[0]} values, expected {NUM_ANCHORS}")
+    starts = [st for st, _, _ in regs]
+
+    def gather(idx: np.ndarray) -> np.ndarray:
+        if len(regs) == 1:
+            _, s, a = regs[0]
+            return dequantize(a.reshape(-1, NUM_COORDS)[idx], s.scale, s.zero_point)
+        cuts = np.searchsorted(idx, starts[1:])
+        rows = []
+        for (st, s, a), sel in zip(regs, np.split(idx, cuts)):
+            rows.append(dequantize(a.reshape(-1, NUM_COORDS)[sel - st], s.scale,
+                                   s.zero_point))
+        return np.concatenate(rows)
+
+    return _decode_fast(logits, gather, anchors, cfg, letterbox)
+
+
+_F = np.float32
+_HALF = _F(0.5)
+
+
+def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeConfig,
+                 letterbox) -> Detections:
+    """The same arithmetic as :func:`decode_boxes` + :func:`nms`, with few NumPy calls.
+
+    Anchors are pre-selected in the logit domain a hair below the exact bound (a superset), then
+    the exact ``score >= thresh`` test runs on the sigmoid; results are bit-identical to the
+    step-by-step reference functions above (tests check it).
+    """
+    t = float(cfg.score_thresh)
+    clip = float(cfg.score_clip)
+    lo = np.log(t / (1.0 - t)) - 1e-3 if 0.0 < t < 1.0 else (-np.inf if t <= 0 else np.inf)
+    cand = np.flatnonzero(logits >= lo)
+    if not cand.size:
+        return Detections()
+    x = logits[cand]
+    x = np.minimum(x, _F(clip)) if lo > -clip else np.clip(x, _F(-clip), _F(clip))
+    s = (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+    sel = s >= _F(t)
+    if not sel.all():
+        cand = cand[sel]
+        s = s[sel]
+        if not cand.size:
+            return Detections()
+    r = gather(cand).reshape(-1, 8, 2)  # row 0: centre offset, 1: size, 2..7: keypoints
+    a = np.asarray(anchors, np.float32)[cand]
+    pts = r / _F(cfg.x_scale) * a[:, None, 2:4] + a[:, None, 0:2]
+    if cfg.x_scale != cfg.y_scale or cfg.w_scale != cfg.x_scale or cfg.h_scale != cfg.y_scale:
+        boxes, kps = decode_boxes(r.reshape(-1, 16), a, cfg)  # general (rare) scales
+        pts[:, 2:] = kps
+        pts[:, 0] = boxes[:, :2]
+        pts[:, 1] = boxes[:, 2:]
+    else:
+        hw = r[:, 1] / _F(cfg.w_scale) * a[:, 2:4] * _HALF
+        pts[:, 1] = pts[:, 0] + hw
+        pts[:, 0] -= hw
+    c = pts.reshape(-1, 16)
+    ok = (c[:, 2] >= c[:, 0]) & (c[:, 3] >= c[:, 1]) & ~np.isnan(c).any(axis=1)
+    if not ok.all():
+        c = c[ok]
+        s = s[ok]
+    n = s.shape[0]
+    if n == 0:
+        return Detections()
+    if n > 1:
+        order = np.argsort(-s, kind="stable")
+        c = c[order]
+        s = s[order]
+    det = _nms_sorted(c, s, cfg.iou_thresh, cfg.nms, cfg.max_detections)
+    if letterbox is not None:
+        return det.to_image(letterbox)
+    return det
+
+
+def _nms_sorted(c: np.ndarray, s: np.ndarray, iou_thresh: float, kind: str,
+                max_detections: int) -> Detections:
+    """NMS over (n, 16) coordinates already sorted by score; all-pairs IoU computed once."""
+    n = s.shape[0]
+    if n == 1:
+        over = np.array([[_iou_self(c[0])]]) > _F(iou_thresh)
+    else:
+        b = c[:, :4]
+        lo = np.maximum(b[:, None, :2], b[None, :, :2])
+        hi = np.minimum(b[:, None, 2:], b[None, :, 2:])
+        d = hi - lo
+        iw, ih = d[..., 0], d[..., 1]
+        inter = iw * ih
+        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        union = area[:, None] + area[None, :] - inter
+        okm = (iw > 0) & (ih > 0) & (union > 0)
+        over = okm & (inter / np.where(okm, union, _F(1.0)) > _F(iou_thresh))
+    weighted = kind == "weighted"
+    cw = c * s[:, None] if weighted else None
+    out_c, out_s = [], []
+    remaining = np.arange(n)
+    while remaining.size:
+        top = remaining[0]
+        m = over[top, remaining]
+        if weighted:
+            if m.any():
+                idx = remaining[m]
+                if idx.shape[0] == 1:
+                    out_c.append(cw[idx[0]] / s[idx[0]])
+                else:
+                    out_c.append(np.cumsum(cw[idx], axis=0)[-1] / np.cumsum(s[idx])[-1])
+            else:  # zero-area top: MediaPipe emits it and stops
+                out_c.append(c[top])
+                out_s.append(s[top])
+                break
+        else:
+            out_c.append(c[top])
+            m = m.copy()
+            m[0] = True
+        out_s.append(s[top])
+        remaining = remaining[~m]
+        if max_detections and len(out_s) >= max_detections:
+            break
+    cc = np.asarray(out_c, np.float32).reshape(-1, 16)
+    return Detections(cc[:, :4].copy(), cc[:, 4:].reshape(-1, 6, 2).copy(),
+                      np.asarray(out_s, np.float32))
+
+
+def _iou_self(b: np.ndarray) -> np.float32:
+    w = b[2] - b[0]
+    h = b[3] - b[1]
+    if not (w > 0 and h > 0):
+        return _F(0.0)
+    inter = w * h
+    union = inter + inter - inter
+    return inter / union if union > 0 else _F(0.0)

