@@ -260,8 +260,50 @@ def decode(regs: np.ndarray, logits: np.ndarray, anchors: np.ndarray,
            cfg: DecodeConfig = DecodeConfig()) -> Detections:
     """(896, 16) regressors + (896,) logits -> detections normalised to the 128x128 input."""
     regs = np.asarray(regs, np.float32).reshape(-1, NUM_COORDS)
+    if regs.shape[0] != NUM_ANCHORS:
+        raise ValueError(f"expected (896, 16) regressors, got {regs.shape}")
     return _decode_fast(np.asarray(logits, np.float32).reshape(-1), lambda idx: regs[idx],
                         anchors, cfg, None)
+
+
+def _plan(specs: Sequence[OutputSpec]):
+    hit = _PLANS_BY_ID.get(id(specs))
+    if hit is not None and hit[0] is specs:
+        return hit[1]
+    key = tuple((x.name, x.kind, x.anchor_start, x.anchor_count, x.dtype, float(x.scale),
+                 int(x.zero_point)) for x in specs)
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    kinds = {x.kind for x in specs}
+    if not kinds <= {"scores", "regressors"}:
+        raise ValueError(f"unknown output kind(s): {sorted(kinds - {'scores', 'regressors'})}")
+    order = sorted(range(len(specs)), key=lambda i: (specs[i].kind, specs[i].anchor_start))
+    sc = [i for i in order if specs[i].kind == "scores"]
+    rg = [i for i in order if specs[i].kind == "regressors"]
+    for group in (sc, rg):
+        pos = 0
+        for i in group:
+            if specs[i].anchor_start != pos:
+                raise ValueError("the output specs do not cover all 896 anchors")
+            pos += specs[i].anchor_count
+        if pos != NUM_ANCHORS:
+            raise ValueError("the output specs do not cover all 896 anchors")
+    # per-anchor dequantisation parameters of the regressor rows (used only for integer data)
+    r_zp = np.concatenate([np.full(specs[i].anchor_count, specs[i].zero_point, np.int32)
+                           for i in rg])[:, None]
+    r_scale = np.concatenate([np.full(specs[i].anchor_count, specs[i].scale, np.float32)
+                              for i in rg])[:, None]
+    plan = (sc, rg, r_zp, r_scale)
+    if len(_PLANS) < 64:
+        _PLANS[key] = plan
+    if specs is SPLIT_OUTPUTS or specs is CONCAT_OUTPUTS:  # module constants never change
+        _PLANS_BY_ID[id(specs)] = (specs, plan)
+    return plan
+
+
+_PLANS: dict = {}
+_PLANS_BY_ID: dict = {}
 
 
 def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfig(),
@@ -273,41 +315,25 @@ def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfi
     original image.
     """
     if isinstance(outputs, dict):
-        missing = [s.name for s in specs if s.name not in outputs]
+        missing = [x.name for x in specs if x.name not in outputs]
         if missing:
             raise ValueError(f"outputs missing: {missing}")
-        outputs = [outputs[s.name] for s in specs]
+        outputs = [outputs[x.name] for x in specs]
     if len(outputs) != len(specs):
         raise ValueError(f"expected {len(specs)} outputs, got {len(outputs)}")
-    scores, regs = [], []
-    for arr, spec in zip(outputs, specs):
-        if spec.kind == "scores":
-            scores.append((spec.anchor_start, spec, arr))
-        elif spec.kind == "regressors":
-            regs.append((spec.anchor_start, spec, arr))
-        else:
-            raise ValueError(f"output {spec.name}: unknown kind {spec.kind!r}")
-    scores.sort(key=lambda t: t[0])
-    regs.sort(key=lambda t: t[0])
-    if (sum(s.anchor_count for _, s, _ in scores) != NUM_ANCHORS
-            or sum(s.anchor_count for _, s, _ in regs) != NUM_ANCHORS):
-        raise ValueError("the output specs do not cover all 896 anchors")
-    parts = [dequantize(a, s.scale, s.zero_point).reshape(-1) for _, s, a in scores]
+    sc, rg, r_zp, r_scale = _plan(specs)
+    parts = [dequantize(outputs[i], specs[i].scale, specs[i].zero_point).reshape(-1)
+             for i in sc]
     logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if logits.shape[0] != NUM_ANCHORS:
         raise ValueError(f"score outputs hold {logits.shape[0]} values, expected {NUM_ANCHORS}")
-    starts = [st for st, _, _ in regs]
+    raw = [np.asarray(outputs[i]).reshape(-1, NUM_COORDS) for i in rg]
 
     def gather(idx: np.ndarray) -> np.ndarray:
-        if len(regs) == 1:
-            _, s, a = regs[0]
-            return dequantize(a.reshape(-1, NUM_COORDS)[idx], s.scale, s.zero_point)
-        cuts = np.searchsorted(idx, starts[1:])
-        rows = []
-        for (st, s, a), sel in zip(regs, np.split(idx, cuts)):
-            rows.append(dequantize(a.reshape(-1, NUM_COORDS)[sel - st], s.scale,
-                                   s.zero_point))
-        return np.concatenate(rows)
+        rows = (raw[0] if len(raw) == 1 else np.concatenate(raw))[idx]
+        if rows.dtype.kind == "f":
+            return rows.astype(np.float32, copy=False)
+        return (rows.astype(np.int32) - r_zp[idx]).astype(np.float32) * r_scale[idx]
 
     return _decode_fast(logits, gather, anchors, cfg, letterbox)
 
@@ -341,18 +367,18 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
             return Detections()
     r = gather(cand).reshape(-1, 8, 2)  # row 0: centre offset, 1: size, 2..7: keypoints
     a = np.asarray(anchors, np.float32)[cand]
-    pts = r / _F(cfg.x_scale) * a[:, None, 2:4] + a[:, None, 0:2]
     if cfg.x_scale != cfg.y_scale or cfg.w_scale != cfg.x_scale or cfg.h_scale != cfg.y_scale:
         boxes, kps = decode_boxes(r.reshape(-1, 16), a, cfg)  # general (rare) scales
-        pts[:, 2:] = kps
-        pts[:, 0] = boxes[:, :2]
-        pts[:, 1] = boxes[:, 2:]
+        c = np.concatenate([boxes, kps.reshape(-1, 12)], axis=1)
     else:
+        pts = r / _F(cfg.x_scale) * a[:, None, 2:4] + a[:, None, 0:2]
         hw = r[:, 1] / _F(cfg.w_scale) * a[:, 2:4] * _HALF
         pts[:, 1] = pts[:, 0] + hw
         pts[:, 0] -= hw
-    c = pts.reshape(-1, 16)
-    ok = (c[:, 2] >= c[:, 0]) & (c[:, 3] >= c[:, 1]) & ~np.isnan(c).any(axis=1)
+        c = pts.reshape(-1, 16)
+    ok = (c[:, 2] >= c[:, 0]) & (c[:, 3] >= c[:, 1])
+    if np.isnan(c).any():
+        ok &= ~np.isnan(c).any(axis=1)
     if not ok.all():
         c = c[ok]
         s = s[ok]
@@ -363,14 +389,18 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
         order = np.argsort(-s, kind="stable")
         c = c[order]
         s = s[order]
-    det = _nms_sorted(c, s, cfg.iou_thresh, cfg.nms, cfg.max_detections)
+    cc, ss = _nms_sorted(c, s, cfg.iou_thresh, cfg.nms, cfg.max_detections)
     if letterbox is not None:
-        return det.to_image(letterbox)
-    return det
+        lb = letterbox
+        pts = cc.reshape(-1, 8, 2)
+        pad = np.array([lb.pad_x, lb.pad_y], np.float32)
+        sxy = np.array([_F(lb.new_w) / _F(lb.width), _F(lb.new_h) / _F(lb.height)], np.float32)
+        cc = ((pts * _F(lb.size) - pad) / sxy).reshape(-1, 16)
+    return Detections(cc[:, :4], cc[:, 4:].reshape(-1, 6, 2), ss)
 
 
 def _nms_sorted(c: np.ndarray, s: np.ndarray, iou_thresh: float, kind: str,
-                max_detections: int) -> Detections:
+                max_detections: int) -> tuple[np.ndarray, np.ndarray]:
     """NMS over (n, 16) coordinates already sorted by score; all-pairs IoU computed once."""
     n = s.shape[0]
     if n == 1:
@@ -387,7 +417,9 @@ def _nms_sorted(c: np.ndarray, s: np.ndarray, iou_thresh: float, kind: str,
         okm = (iw > 0) & (ih > 0) & (union > 0)
         over = okm & (inter / np.where(okm, union, _F(1.0)) > _F(iou_thresh))
     weighted = kind == "weighted"
-    cw = c * s[:, None] if weighted else None
+    # [c * s, s]: an axis-0 sum of a C-contiguous 2-D array adds the rows in order (sequential
+    # float32 accumulation per column, as MediaPipe and the C harness do; tests check it)
+    cw = np.concatenate([c * s[:, None], s[:, None]], axis=1) if weighted else None
     out_c, out_s = [], []
     remaining = np.arange(n)
     while remaining.size:
@@ -395,11 +427,8 @@ def _nms_sorted(c: np.ndarray, s: np.ndarray, iou_thresh: float, kind: str,
         m = over[top, remaining]
         if weighted:
             if m.any():
-                idx = remaining[m]
-                if idx.shape[0] == 1:
-                    out_c.append(cw[idx[0]] / s[idx[0]])
-                else:
-                    out_c.append(np.cumsum(cw[idx], axis=0)[-1] / np.cumsum(s[idx])[-1])
+                acc = cw[remaining[m]].sum(axis=0)
+                out_c.append(acc[:16] / acc[16])
             else:  # zero-area top: MediaPipe emits it and stops
                 out_c.append(c[top])
                 out_s.append(s[top])
@@ -412,9 +441,7 @@ def _nms_sorted(c: np.ndarray, s: np.ndarray, iou_thresh: float, kind: str,
         remaining = remaining[~m]
         if max_detections and len(out_s) >= max_detections:
             break
-    cc = np.asarray(out_c, np.float32).reshape(-1, 16)
-    return Detections(cc[:, :4].copy(), cc[:, 4:].reshape(-1, 6, 2).copy(),
-                      np.asarray(out_s, np.float32))
+    return np.asarray(out_c, np.float32).reshape(-1, 16), np.asarray(out_s, np.float32)
 
 
 def _iou_self(b: np.ndarray) -> np.float32:
