@@ -84,12 +84,14 @@ def output_ranges(fp32_path: str | os.PathLike, calib_nchw: np.ndarray, names) -
 
 def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calib_nchw: np.ndarray,
                   method: str = "movavg", input_name: str = "input",
-                  global_range_outputs=()) -> Path:
+                  global_range_outputs=(), input_range=(-1.0, 1.0)) -> Path:
     """Static QDQ int8 quantisation of ``fp32_path`` into ``out_path``.
 
     ``global_range_outputs``: graph outputs (the score heads) whose int8 range is the global
     min/max over the calibration set whatever ``method`` says: a moving average of per-image
     maxima would cut off the rare high logits that are the detections.
+    ``input_range``: the input's known value range ([-1, 1] after ``x / 127.5 - 1``), used as
+    is rather than calibrated (a calibrated range would clip real pixels).
     """
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -107,15 +109,19 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
         extra["CalibMovingAverage"] = True
     if method == "percentile":
         extra["CalibPercentile"] = 99.999
+    overrides = {}
+    if input_range is not None:
+        overrides[input_name] = [{"rmin": np.float32(input_range[0]),
+                                  "rmax": np.float32(input_range[1])}]
     if global_range_outputs:
         import onnx
 
         model = onnx.load(str(fp32_path))
         ranges = output_ranges(fp32_path, calib_nchw, list(global_range_outputs))
-        overrides = {}
         for name, (lo, hi) in ranges.items():
             for t in _chain_to_producer(model, name):
                 overrides[t] = [{"rmin": np.float32(min(lo, 0.0)), "rmax": np.float32(max(hi, 0.0))}]
+    if overrides:
         extra["TensorQuantOverrides"] = overrides
     with tempfile.TemporaryDirectory() as td:
         pre = Path(td) / "pre.onnx"
@@ -164,7 +170,8 @@ def _is_score_tensor(shape) -> bool:
     return len(shape) >= 3 and shape[-1] in (1, 2, 6)
 
 
-def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray) -> bytes:
+def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray,
+                           input_range=(-1.0, 1.0)) -> bytes:
     """Replace the TF calibrator's global min/max of every tensor by the mean of per-image
     minima/maxima (the float model is run once per image with all tensors preserved). Score-head
     tensors keep the global range: averaging per-image maxima would cut off the detections."""
@@ -197,6 +204,11 @@ def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray) -> bytes:
             q = sub.tensors[i].quantization
             q.min = [float(np.mean(mins[i]))]
             q.max = [float(np.mean(maxs[i]))]
+    if input_range is not None:  # the input's known range, not a calibrated one
+        for i in sub.inputs:
+            q = sub.tensors[i].quantization
+            if q is not None and q.min is not None:
+                q.min, q.max = [float(input_range[0])], [float(input_range[1])]
     return bytes(fu.convert_object_to_bytearray(model))
 
 
