@@ -1,0 +1,847 @@
+"""``bench``: one table per export, host numbers measured here next to the device numbers ST's
+own tools wrote, in the style of ``yolo benchmark``.
+
+One row per artifact of an export (fp32/int8 x ONNX/TFLite):
+
+* static figures: file size; parameters, MACs, weight bytes (flash estimate), peak activation bytes
+  (RAM estimate), predicted N6 epochs (hardware / hybrid / software) and the verdict of the
+  linter (:mod:`blazeear_edge.lint`; left empty when the linter is not installed);
+* host latency on this machine: ONNX Runtime or the TFLite interpreter, one thread, median and p90
+  of ``runs`` timed inferences after a warm-up;
+* accuracy: output SQNR and detection parity against PyTorch fp32 as the export measured and
+  recorded them in its manifest (not recomputed here), and mAP@0.5 on ``data`` when it is given
+  (:mod:`blazeear_edge.evaluate`);
+* device columns (STM32N6570-DK inference time, internal RAM, external flash, weights, epochs,
+  ST Edge AI Core version) read by :func:`blazeear_edge.streports.read_st_report` from ST's own
+  files, and left empty when none is given: nothing is estimated or invented.
+
+A last row holds ST's published figures for its own BlazeFace front 128 int8 on STM32N6570-DK,
+marked "published, not measured here".
+
+:func:`run_bench` returns a :class:`BenchResult` and, given ``out_dir``, writes ``bench.md``,
+``bench.csv``, ``bench.json``, ``bench_accuracy_latency.png`` and ``bench_quant_error.png``, each
+one atomically (a temporary file renamed into place).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import BlazeEarError
+from .manifest import Manifest, load_manifest, write_json_atomic
+
+SCHEMA = "blazeear-edge/bench/1"
+#: Artifact order in the table.
+ARTIFACT_ORDER = ("fp32_onnx", "int8_onnx", "fp32_tflite", "int8_tflite")
+BOARD = "STM32N6570-DK"
+KIB = 1024
+
+#: ST's published figures for its model zoo BlazeFace front 128 int8 on STM32N6570-DK
+#: (ST Edge AI Core 3.0.0), see docs/st-edge-ai.md. The epoch split (45 = 23 hardware + 22 hybrid,
+#: no software epoch) comes from ST's generate report of the same model.
+ST_REFERENCE = {
+    "label": "ST model zoo BlazeFace front 128 int8 (TFLite)",
+    "inference_ms": 4.48,
+    "internal_ram_bytes": 528 * KIB,  # 416 + 112 KiB in the NPU RAMs
+    "weights_bytes": 108524,  # 105.98 KiB, in the external octo-SPI flash
+    "epochs_hw": 23,
+    "epochs_hybrid": 22,
+    "epochs_sw": 0,
+    "epochs_total": 45,
+    "tool_version": "3.0.0",
+    "board": BOARD,
+    "source": "ST model zoo (stm32ai-modelzoo, face_detection/blazeface) README: 4.48 ms, "
+              "528 KiB internal RAM, 105.98 KiB weights with ST Edge AI Core 3.0.0; epochs from "
+              "ST's generate report of the same model (docs/st-edge-ai.md)",
+}
+PUBLISHED = "published, not measured here"
+
+FILES = {
+    "markdown": "bench.md",
+    "csv": "bench.csv",
+    "json": "bench.json",
+    "accuracy_plot": "bench_accuracy_latency.png",
+    "quant_plot": "bench_quant_error.png",
+}
+
+_LABELS = {"fp32_onnx": "fp32 ONNX", "int8_onnx": "int8 ONNX", "fp32_tflite": "fp32 TFLite",
+           "int8_tflite": "int8 TFLite"}
+
+
+@dataclass
+class BenchRow:
+    """One line of the table. ``None`` = not known (shown empty), never a guess."""
+
+    artifact: str  #: manifest key (fp32_onnx, ...) or "st_reference"
+    label: str  #: "int8 TFLite", ...
+    file: str | None = None
+    status: str = "ok"  #: ok | failed: ... | modified since export | published, not measured here
+    size_bytes: int | None = None
+    # -- linter (predictions for the STM32N6) ----------------------------------------------------
+    params: int | None = None
+    macc: int | None = None
+    weights_bytes: int | None = None  #: flash estimate
+    activations_peak_bytes: int | None = None  #: RAM estimate
+    pred_epochs_hw: int | None = None
+    pred_epochs_hybrid: int | None = None
+    pred_epochs_sw: int | None = None
+    lint: str | None = None  #: clean | warnings | errors
+    # -- host latency on this machine ----------------------------------------------------------
+    runtime: str | None = None  #: "onnxruntime 1.31.1" / "litert 2.3.0"
+    host_ms_median: float | None = None
+    host_ms_p90: float | None = None
+    # -- accuracy -------------------------------------------------------------------------------
+    sqnr_db: float | None = None  #: worst output, relevant anchors, vs PyTorch fp32 (manifest)
+    sqnr_worst_output: str | None = None
+    det_ref: int | None = None  #: detections of the fp32 reference
+    det_matched: int | None = None
+    det_extra: int | None = None
+    det_match_rate: float | None = None
+    det_mean_iou: float | None = None
+    fp32_max_scaled_err: float | None = None  #: fp32 artifacts: vs their reference (manifest)
+    map50: float | None = None  #: with --data
+    # -- device (from ST's own outputs) ------------------------------------------------------------
+    dev_inference_ms: float | None = None
+    dev_internal_ram_bytes: int | None = None
+    dev_external_ram_bytes: int | None = None
+    dev_external_flash_bytes: int | None = None
+    dev_weights_bytes: int | None = None
+    dev_epochs_total: int | None = None
+    dev_epochs_hw: int | None = None
+    dev_epochs_hybrid: int | None = None
+    dev_epochs_sw: int | None = None
+    dev_tool_version: str | None = None
+    dev_board: str | None = None
+    dev_source: str | None = None  #: the ST file(s) the device columns came from
+
+    @property
+    def measured(self) -> bool:
+        return self.status != PUBLISHED
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class BenchResult:
+    """Everything ``bench`` measured or read; ``rows`` are the artifacts, ``reference`` ST's row."""
+
+    export_dir: Path
+    name: str
+    rows: list[BenchRow]
+    reference: BenchRow
+    machine: dict
+    runs: int
+    warmup: int
+    accuracy: dict  #: what the parity / mAP columns were measured on
+    notes: list[str] = field(default_factory=list)
+    files: dict = field(default_factory=dict)  #: kind -> written path
+    quant_tensors: list[dict] = field(default_factory=list)  #: quant_report onnx.tensors
+    created: str = ""
+
+    @property
+    def all_rows(self) -> list[BenchRow]:
+        return [*self.rows, self.reference]
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "name": self.name, "created": self.created,
+                "export_dir": str(self.export_dir), "machine": self.machine, "runs": self.runs,
+                "warmup": self.warmup, "accuracy": self.accuracy,
+                "rows": [r.to_dict() for r in self.rows],
+                "reference": self.reference.to_dict(), "notes": list(self.notes),
+                "files": {k: str(v) for k, v in self.files.items()}}
+
+    def markdown(self, heading: str | None = "") -> str:
+        return format_markdown(self, heading)
+
+    def csv_text(self) -> str:
+        return format_csv(self.all_rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# library entry point
+
+
+def run_bench(export_dir: str | os.PathLike, data: str | os.PathLike | None = None,
+              st_reports: Sequence[str | os.PathLike] = (), runs: int = 50,
+              out_dir: str | os.PathLike | None = None, progress: bool = True,
+              warmup: int | None = None, images_root: str | os.PathLike | None = None
+              ) -> BenchResult:
+    """Benchmark every artifact of ``export_dir``; see the module docstring.
+
+    ``st_reports``: ST output files (``network_c_info.json``, ``network_generate_report.txt`` /
+    ``network_analyze_report.txt``, a Developer Cloud result JSON), each optionally prefixed with
+    the artifact it describes (``int8_tflite=FILE``); without a prefix a file goes to the artifact
+    whose file name it mentions, else to the int8 TFLite (the model ST's N6 flow compiles). Several
+    files for one artifact are merged (the first that states a field wins).
+    ``warmup``: untimed runs first (default ``min(10, max(2, runs // 5))``).
+    """
+    if runs < 1:
+        raise BlazeEarError(f"--runs must be at least 1, got {runs}")
+    warmup = min(10, max(2, runs // 5)) if warmup is None else max(0, int(warmup))
+    man = load_manifest(export_dir)
+    keys = [k for k in ARTIFACT_ORDER if k in man.artifacts]
+    keys += [k for k in man.artifacts if k not in keys]
+    if not keys:
+        raise BlazeEarError(f"{man.root / 'manifest.json'}: the manifest lists no artifacts")
+    if data is not None and not Path(data).exists():
+        raise BlazeEarError(f"{data}: no such --data file")
+    device = assign_st_reports(st_reports, man)  # read before timing: bad files fail fast
+    notes: list[str] = []
+
+    rows = [_static_row(man, k, notes) for k in keys]
+    _lint_columns(man, rows, notes)
+    x = _timing_input(man)
+    for row in rows:
+        if row.status.startswith("failed"):
+            continue
+        try:
+            times, row.runtime = time_artifact(man.artifact_path(row.artifact),
+                                               man.artifact(row.artifact)["format"], x, runs,
+                                               warmup, progress, f"timing {row.label}")
+        except BlazeEarError as exc:
+            row.status = f"failed: {exc}"
+            continue
+        row.host_ms_median = round(float(np.median(times)), 4)
+        row.host_ms_p90 = round(float(np.percentile(times, 90)), 4)
+    accuracy = _accuracy_info(man)
+    if data is not None:
+        _map_columns(man, rows, data, images_root, notes, accuracy, progress)
+    for row in rows:
+        if row.artifact in device:
+            _fill_device(row, device[row.artifact])
+    res = BenchResult(
+        export_dir=man.root, name=man.name, rows=rows, reference=reference_row(),
+        machine=machine_info(), runs=runs, warmup=warmup, accuracy=accuracy, notes=notes,
+        quant_tensors=_quant_tensors(man, notes),
+        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if out_dir is not None:
+        write_outputs(res, out_dir)
+    return res
+
+
+# ------------------------------------------------------------------------------------------------
+# rows
+
+
+def reference_row() -> BenchRow:
+    r = ST_REFERENCE
+    return BenchRow(artifact="st_reference", label=r["label"], status=PUBLISHED,
+                    dev_inference_ms=r["inference_ms"],
+                    dev_internal_ram_bytes=r["internal_ram_bytes"],
+                    dev_weights_bytes=r["weights_bytes"], dev_epochs_total=r["epochs_total"],
+                    dev_epochs_hw=r["epochs_hw"], dev_epochs_hybrid=r["epochs_hybrid"],
+                    dev_epochs_sw=r["epochs_sw"], dev_tool_version=r["tool_version"],
+                    dev_board=r["board"], dev_source=r["source"])
+
+
+def _static_row(man: Manifest, key: str, notes: list[str]) -> BenchRow:
+    """File size and the manifest's verification figures (SQNR, parity) for one artifact."""
+    from .weights import sha256_file
+
+    a = man.artifact(key)
+    label = _LABELS.get(key, f"{a.get('precision', '?')} {a.get('format', '?')}")
+    row = BenchRow(artifact=key, label=label, file=a.get("path"))
+    path = man.artifact_path(key)
+    if not path.is_file():
+        row.status = f"failed: {path} is missing"
+        return row
+    row.size_bytes = path.stat().st_size
+    if a.get("sha256") and sha256_file(path) != a["sha256"]:
+        row.status = "modified since export"
+        notes.append(f"{path.name} changed since the export: its SQNR and parity (recorded for "
+                     "the exported file) are not shown")
+        return row
+    v = a.get("verification") or {}
+    sq = {k: s for k, s in (v.get("sqnr_db") or {}).items() if s is not None}
+    if sq:
+        worst = min(sq, key=sq.get)
+        row.sqnr_db, row.sqnr_worst_output = float(sq[worst]), worst
+    det = v.get("detections")
+    if isinstance(det, dict):
+        row.det_ref, row.det_matched = det.get("ref"), det.get("matched")
+        row.det_extra, row.det_match_rate = det.get("extra"), det.get("match_rate")
+        row.det_mean_iou = det.get("mean_iou")
+    if "max_scaled_err" in v:
+        row.fp32_max_scaled_err = float(v["max_scaled_err"])
+    return row
+
+
+def _lint_columns(man: Manifest, rows: list[BenchRow], notes: list[str]) -> None:
+    """Linter figures per artifact; without the linter, what the export recorded from it."""
+    try:
+        from .lint import lint_model
+    except ImportError:
+        lint_model = None
+    recorded = man.data.get("lint") or {}
+    params = (man.data.get("model") or {}).get("params")
+    for row in rows:
+        if row.status.startswith("failed"):
+            continue
+        d = None
+        if lint_model is not None:
+            try:
+                d = lint_model(man.artifact_path(row.artifact)).to_dict()
+            except Exception as exc:  # noqa: BLE001 - a linter problem must not sink the bench
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                notes.append(f"lint of {row.file} failed ({msg}): its lint columns are empty")
+        if d is not None:
+            row.params, row.macc = d.get("params"), d.get("macc")
+            row.weights_bytes = d.get("weights_bytes")
+            row.activations_peak_bytes = d.get("activations_peak_bytes")
+            epochs = (d.get("mapping") or {}).get("epochs") or {}
+            row.pred_epochs_hw = epochs.get("hw")
+            row.pred_epochs_hybrid = epochs.get("hybrid")
+            row.pred_epochs_sw = epochs.get("sw")
+            s = d.get("summary") or {}
+            row.lint = ("errors" if s.get("errors") else
+                        "warnings" if s.get("warnings") else "clean")
+        else:
+            rec = recorded.get(row.artifact) or {}
+            row.lint = rec.get("verdict")
+            row.macc = rec.get("macc")
+            epochs = rec.get("epochs") or {}
+            row.pred_epochs_hw = epochs.get("hw")
+            row.pred_epochs_hybrid = epochs.get("hybrid")
+            row.pred_epochs_sw = epochs.get("sw")
+        if row.params is None:
+            row.params = params  # the model's own count (PyTorch), the same for every artifact
+    if lint_model is None:
+        notes.append("the linter (blazeear_edge.lint) is not installed here: MACs, weight and "
+                     "activation estimates and predicted epochs are empty"
+                     + (" except what the export recorded from it" if recorded else ""))
+
+
+def _accuracy_info(man: Manifest) -> dict:
+    v = man.data.get("verification") or {}
+    src = v.get("source") or {}
+    rel = next((a.get("verification", {}).get("relevant_score") for a in man.artifacts.values()
+                if a.get("verification", {}).get("relevant_score") is not None), None)
+    return {"parity_reference": "PyTorch fp32",
+            "parity_images": v.get("images"), "parity_source": src.get("note") or
+            src.get("source"), "sqnr_relevant_score": rel, "data": None, "map_images": None}
+
+
+def _map_columns(man: Manifest, rows: list[BenchRow], data, images_root, notes, accuracy,
+                 progress) -> None:
+    """mAP@0.5 per artifact on ``data`` through :mod:`blazeear_edge.evaluate`."""
+    accuracy["data"] = str(data)
+    try:
+        from . import evaluate as ev
+    except ImportError:
+        notes.append(f"--data {data}: mAP@0.5 is empty, blazeear_edge.evaluate is not installed "
+                     "here")
+        return
+    fn = getattr(ev, "evaluate_artifact", None)
+    if fn is None:
+        notes.append(f"--data {data}: mAP@0.5 is empty, blazeear_edge.evaluate has no "
+                     "evaluate_artifact(export_dir, artifact, data) function")
+        return
+    for row in rows:
+        if not row.measured or row.status.startswith("failed"):
+            continue
+        res = fn(man.root, row.artifact, data, images_root=images_root, progress=progress)
+        d = res.to_dict() if hasattr(res, "to_dict") else dict(res)
+        row.map50 = d.get("map50", d.get("ap50"))
+        accuracy["map_images"] = d.get("images", accuracy["map_images"])
+
+
+def _quant_tensors(man: Manifest, notes: list[str]) -> list[dict]:
+    """quant_report.json ``onnx.tensors`` in graph order (``index`` = node order)."""
+    import json
+
+    path = man.root / "quant_report.json"
+    if not path.is_file():
+        return []
+    try:
+        rows = (json.loads(path.read_text()).get("onnx") or {}).get("tensors") or []
+    except (OSError, ValueError) as exc:
+        notes.append(f"{path}: unreadable ({exc}); no per-layer plot")
+        return []
+    order = {}
+    if "fp32_onnx" in man.artifacts and man.artifact_path("fp32_onnx").is_file():
+        try:
+            import onnx
+
+            m = onnx.load(str(man.artifact_path("fp32_onnx")), load_external_data=False)
+            order.update({i.name: -1 for i in m.graph.input})
+            for i, node in enumerate(m.graph.node):
+                for o in node.output:
+                    order.setdefault(o, i)
+        except Exception:  # noqa: BLE001 - fall back to the report's own order
+            order = {}
+    out = [dict(r) for r in rows if isinstance(r, dict) and "tensor" in r and "sqnr_db" in r]
+    out.sort(key=lambda r: order.get(r["tensor"], 10 ** 9))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# host latency
+
+
+def _timing_input(man: Manifest) -> np.ndarray:
+    """One pre-processed image (1, 3, 128, 128) in [-1, 1]: the export's first calibration image,
+    else a fixed pseudo-random one (latency does not depend on the pixels)."""
+    calib = man.root / ((man.data.get("calibration") or {}).get("file") or "calib.npz")
+    if calib.is_file():
+        try:
+            with np.load(calib, allow_pickle=False) as z:
+                if "nchw" in z.files and len(z["nchw"]):
+                    return np.ascontiguousarray(z["nchw"][:1], np.float32)
+        except (OSError, ValueError):
+            pass
+    return np.random.default_rng(0).uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32)
+
+
+def time_artifact(path: str | os.PathLike, fmt: str, x_nchw: np.ndarray, runs: int,
+                  warmup: int, progress: bool = True, desc: str = "timing"
+                  ) -> tuple[list[float], str]:
+    """Milliseconds per inference (one thread, batch 1) of ``runs`` timed calls after ``warmup``
+    untimed ones, and the runtime used. Only the runtime call is timed (ONNX Runtime ``run``;
+    TFLite ``set_tensor`` + ``invoke`` + reading the outputs), not pre- or post-processing."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from tqdm import tqdm
+
+    if fmt == "onnx":
+        from .runtimes import onnx_session
+
+        sess = onnx_session(path, threads=1)
+        feed = {sess.get_inputs()[0].name: np.ascontiguousarray(x_nchw, np.float32)}
+
+        def call():
+            return sess.run(None, feed)
+
+        runtime = "onnxruntime " + _pkg_version("onnxruntime")
+    elif fmt == "tflite":
+        from .runtimes import _quantize_input, tflite_interpreter
+
+        it = tflite_interpreter(path, threads=1)
+        d_in = it.get_input_details()[0]
+        x = np.ascontiguousarray(np.transpose(x_nchw, (0, 2, 3, 1)), np.float32)
+        if d_in["dtype"] != np.float32:
+            scale, zp = d_in["quantization"]
+            x = _quantize_input(x, d_in["dtype"], scale, zp)
+        outs = [d["index"] for d in it.get_output_details()]
+        idx = d_in["index"]
+
+        def call():
+            it.set_tensor(idx, x)
+            it.invoke()
+            return [it.get_tensor(o) for o in outs]
+
+        try:
+            runtime = "litert " + version("ai-edge-litert")
+        except PackageNotFoundError:
+            runtime = "tflite (tensorflow) " + _pkg_version("tensorflow")
+    else:
+        raise BlazeEarError(f"{path}: unknown artifact format {fmt!r} (onnx or tflite)")
+    try:
+        for _ in range(warmup):
+            call()
+        times = []
+        with tqdm(total=runs, desc=desc, unit="run", disable=not progress, leave=False,
+                  file=sys.stderr) as bar:
+            for _ in range(runs):
+                t0 = time.perf_counter_ns()
+                call()
+                times.append((time.perf_counter_ns() - t0) / 1e6)
+                bar.update(1)
+    except BlazeEarError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a runtime refusing the model is a row status
+        raise BlazeEarError(f"{Path(path).name}: inference failed "
+                            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+    return times, runtime
+
+
+def _pkg_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": 1, "os": platform.platform(),
+            "python": platform.python_version(), "onnxruntime": _pkg_version("onnxruntime"),
+            "litert": _pkg_version("ai-edge-litert"),
+            "tflite_kernels": "built-in kernels, no XNNPACK delegate"}
+
+
+# ------------------------------------------------------------------------------------------------
+# device numbers from ST's files
+
+
+def parse_report_arg(arg: str | os.PathLike, keys: Iterable[str]) -> tuple[str | None, Path]:
+    """``KEY=FILE`` -> (KEY, FILE); ``FILE`` -> (None, FILE). KEY must be an artifact key."""
+    text = str(arg)
+    keys = list(keys)
+    if "=" in text and not Path(text).exists():
+        key, path = text.split("=", 1)
+        if key not in keys:
+            raise BlazeEarError(f"--st-report {text}: '{key}' is not an artifact of this export "
+                                f"(has: {', '.join(keys)})")
+        return key, Path(path)
+    return None, Path(text)
+
+
+def assign_st_reports(st_reports: Sequence[str | os.PathLike], man: Manifest
+                      ) -> dict[str, list[dict]]:
+    """Read each ``[KEY=]FILE`` with :func:`~blazeear_edge.streports.read_st_report` and group the
+    reports by the artifact they describe (see :func:`run_bench`)."""
+    from .streports import read_st_report
+
+    keys = list(man.artifacts)
+    out: dict[str, list[dict]] = {}
+    for arg in st_reports:
+        key, path = parse_report_arg(arg, keys)
+        rep = read_st_report(path)
+        if key is None:
+            key = _guess_artifact(path, man, keys)
+        out.setdefault(key, []).append(rep)
+    return out
+
+
+def _guess_artifact(path: Path, man: Manifest, keys: list[str]) -> str:
+    """The artifact whose file name the report mentions, else the int8 TFLite."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    named = [k for k in keys if man.artifact(k).get("path") and man.artifact(k)["path"] in text]
+    if len(named) == 1:
+        return named[0]
+    if "int8_tflite" in keys:
+        return "int8_tflite"
+    raise BlazeEarError(f"--st-report {path}: cannot tell which artifact it describes; write "
+                        f"KEY={path} with KEY one of {', '.join(keys)}")
+
+
+def _fill_device(row: BenchRow, reports: list[dict]) -> None:
+    def first(name):
+        return next((r[name] for r in reports if r.get(name) is not None), None)
+
+    row.dev_inference_ms = first("inference_ms")
+    row.dev_internal_ram_bytes = first("internal_ram_bytes")
+    row.dev_external_ram_bytes = first("external_ram_bytes")
+    row.dev_external_flash_bytes = first("external_flash_bytes")
+    row.dev_weights_bytes = first("weights_bytes")
+    row.dev_epochs_total = first("epochs_total")
+    row.dev_epochs_hw = first("epochs_hw")
+    row.dev_epochs_hybrid = first("epochs_hybrid")
+    row.dev_epochs_sw = first("epochs_sw")
+    row.dev_tool_version = first("tool_version")
+    row.dev_board = first("board")
+    row.dev_source = "; ".join(str(r.get("source")) for r in reports)
+
+
+# ------------------------------------------------------------------------------------------------
+# formatting
+
+#: (header, cell) for the Markdown table, in order; the mAP column only appears with --data.
+def _columns(with_map: bool):
+    def kib(v):
+        return "" if v is None else f"{v / KIB:.1f}"
+
+    def num(v, fmt):
+        return "" if v is None else format(v, fmt)
+
+    def epochs(hw, hyb, sw):
+        if hw is None and hyb is None and sw is None:
+            return ""
+        return "/".join("?" if v is None else str(v) for v in (hw, hyb, sw))
+
+    def sqnr(r):
+        if r.sqnr_db is not None:
+            return f"{r.sqnr_db:.1f}"
+        return "fp32 ref." if r.fp32_max_scaled_err is not None else ""
+
+    def parity(r):
+        if r.det_ref is not None:
+            return f"{r.det_matched}/{r.det_ref} ({r.det_extra:+d})" if r.det_extra is not None \
+                else f"{r.det_matched}/{r.det_ref}"
+        return "fp32 ref." if r.fp32_max_scaled_err is not None else ""
+
+    cols = [
+        ("artifact", lambda r: r.label),
+        ("status", lambda r: r.status),
+        ("size KiB", lambda r: kib(r.size_bytes)),
+        ("params", lambda r: num(r.params, ",d")),
+        ("MMAC", lambda r: "" if r.macc is None else f"{r.macc / 1e6:.2f}"),
+        ("weights KiB (pred.)", lambda r: kib(r.weights_bytes)),
+        ("act. peak KiB (pred.)", lambda r: kib(r.activations_peak_bytes)),
+        ("epochs HW/hyb/SW (pred.)",
+         lambda r: epochs(r.pred_epochs_hw, r.pred_epochs_hybrid, r.pred_epochs_sw)),
+        ("lint", lambda r: r.lint or ""),
+        ("host ms median", lambda r: num(r.host_ms_median, ".3f")),
+        ("host ms p90", lambda r: num(r.host_ms_p90, ".3f")),
+        ("SQNR dB", sqnr),
+        ("det. parity", parity),
+    ]
+    if with_map:
+        cols.append(("mAP@0.5", lambda r: num(r.map50, ".3f")))
+    cols += [
+        ("N6 ms", lambda r: num(r.dev_inference_ms, ".2f")),
+        ("N6 int. RAM KiB", lambda r: kib(r.dev_internal_ram_bytes)),
+        ("N6 ext. flash KiB", lambda r: kib(r.dev_external_flash_bytes)),
+        ("N6 weights KiB", lambda r: "" if r.dev_weights_bytes is None
+         else f"{r.dev_weights_bytes / KIB:.2f}"),
+        ("N6 epochs HW/hyb/SW", lambda r: epochs(r.dev_epochs_hw, r.dev_epochs_hybrid,
+                                                 r.dev_epochs_sw)),
+        ("ST Edge AI", lambda r: r.dev_tool_version or ""),
+    ]
+    return cols
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[BenchRow], with_map: bool = False) -> str:
+    """A GitHub Markdown table; every line has the same number of cells."""
+    cols = _columns(with_map)
+    right = {i for i, (h, _) in enumerate(cols) if h not in ("artifact", "status", "lint",
+                                                             "ST Edge AI")}
+    head = "| " + " | ".join(h for h, _ in cols) + " |"
+    sep = "|" + "|".join("---:" if i in right else "---" for i in range(len(cols))) + "|"
+    body = ["| " + " | ".join(_md_cell(f(r)) for _, f in cols) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def format_markdown(res: BenchResult, heading: str | None = "") -> str:
+    m = res.machine
+    acc = res.accuracy
+    with_map = acc.get("data") is not None
+    lines = []
+    if heading is not None:
+        lines += [f"## {heading or 'Benchmark: ' + res.name}", ""]
+    lines.append(
+        f"Host: {m['cpu']} ({m['cores']} cores), one thread; ONNX Runtime {m['onnxruntime']}, "
+        f"LiteRT {m['litert']} ({m['tflite_kernels']}); median and p90 of {res.runs} timed "
+        f"inferences after {res.warmup} warm-up runs (batch 1, runtime call only).")
+    lines.append("")
+    lines.append(markdown_table(res.all_rows, with_map))
+    lines.append("")
+    rel = acc.get("sqnr_relevant_score")
+    lines.append(
+        f"- SQNR and det. parity: recorded by the export's verification against "
+        f"{acc['parity_reference']} on {acc.get('parity_images')} images "
+        f"({acc.get('parity_source')}). SQNR is the worst of "
+        f"the outputs" + (f", over anchors whose fp32 score is at least {rel}" if rel else "") +
+        "; parity is fp32 detections matched at IoU 0.5 (extra detections in brackets).")
+    fp32 = [r for r in res.rows if r.fp32_max_scaled_err is not None]
+    if fp32:
+        lines.append("- fp32 rows are the reference: " + "; ".join(
+            f"{r.label} within {r.fp32_max_scaled_err:.1e} (scaled max error) of its reference"
+            for r in fp32) + ".")
+    if with_map and any(r.map50 is not None for r in res.rows):
+        lines.append(f"- mAP@0.5 on {acc['data']}"
+                     + (f" ({acc['map_images']} images)" if acc.get("map_images") else "") + ".")
+    lines.append("- (pred.) = predicted for the STM32N6 by `blazeear-edge lint` (flash = weights, "
+                 "RAM = peak activations); epochs are hardware / hybrid / software.")
+    lines.append("- N6 columns (STM32N6570-DK): from ST's own files only, never estimated: "
+                 + ("; ".join(f"{r.label}: {r.dev_source}" for r in res.rows if r.dev_source)
+                    or "none given, so they are empty (pass `--st-report` with ST Edge AI's "
+                    "network_c_info.json, network_generate_report.txt or the result JSON of "
+                    "`blazeear-edge cloud benchmark`)") + ".")
+    lines.append(f"- {res.reference.label}: {PUBLISHED} ({res.reference.dev_source}).")
+    for n in res.notes:
+        lines.append(f"- Note: {n}.")
+    return "\n".join(lines) + "\n"
+
+
+def format_csv(rows: Sequence[BenchRow]) -> str:
+    names = [f.name for f in fields(BenchRow)]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(names)
+    for r in rows:
+        w.writerow(["" if getattr(r, n) is None else getattr(r, n) for n in names])
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+# files
+
+
+def _atomic_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _atomic_png(fig, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_outputs(res: BenchResult, out_dir: str | os.PathLike) -> dict:
+    """bench.md, bench.csv, bench.json and the two PNG plots into ``out_dir``."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BlazeEarError(f"{out}: cannot write here ({exc.strerror or exc})") from None
+    files = {k: out / v for k, v in FILES.items()}
+    try:
+        _atomic_text(files["markdown"], res.markdown())
+        _atomic_text(files["csv"], res.csv_text())
+        plot_accuracy_latency(res, files["accuracy_plot"])
+        if res.quant_tensors:
+            plot_quant_error(res, files["quant_plot"])
+        else:
+            files.pop("quant_plot")
+        res.files = files
+        write_json_atomic(files["json"], res.to_dict())
+    except OSError as exc:
+        raise BlazeEarError(f"{out}: cannot write the bench files "
+                            f"({exc.strerror or exc})") from None
+    return files
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_accuracy_latency(res: BenchResult, path: Path) -> Path:
+    """Accuracy (mAP@0.5 with --data, else detection parity vs fp32) against host latency."""
+    plt = _plt()
+    use_map = res.accuracy.get("data") is not None and any(r.map50 is not None for r in res.rows)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    colours = {"fp32": "tab:blue", "int8": "tab:orange"}
+    markers = {"onnx": "o", "tflite": "s"}
+    for r in res.rows:
+        if r.host_ms_median is None:
+            continue
+        prec, fmt = r.artifact.split("_", 1) if "_" in r.artifact else ("?", "?")
+        ref = False
+        if use_map:
+            y, what = r.map50, "" if r.map50 is None else f"mAP@0.5 {100 * r.map50:.1f}%"
+        elif r.det_match_rate is not None:
+            y = r.det_match_rate
+            what = f"{r.det_matched}/{r.det_ref} matched" + (
+                f", IoU {r.det_mean_iou:.3f}" if r.det_mean_iou is not None else "") + (
+                f", {r.det_extra} extra" if r.det_extra else "")
+        elif r.fp32_max_scaled_err is not None:
+            y, ref, what = 1.0, True, "fp32 reference"
+        else:
+            continue
+        if y is None:
+            continue
+        p90 = r.host_ms_p90 if r.host_ms_p90 is not None else r.host_ms_median
+        ax.errorbar([r.host_ms_median], [100.0 * y], xerr=[[0], [max(0.0, p90 - r.host_ms_median)]],
+                    fmt=markers.get(fmt, "o"), ms=9, capsize=3, color=colours.get(prec, "grey"),
+                    mfc="white" if ref else colours.get(prec, "grey"),
+                    label=f"{r.label}: {r.host_ms_median:.2f} ms, {what}")
+    if use_map:
+        ax.set_ylabel(f"mAP@0.5 (%) on {Path(str(res.accuracy['data'])).name}")
+    else:
+        ax.set_ylabel("fp32 detections matched (%)")
+    ax.set_xlabel(f"host latency, ms (median; bar to p90), 1 thread, {res.runs} runs")
+    n = res.accuracy.get("parity_images")
+    ax.set_title(f"{res.name}: accuracy vs host latency\n" + (
+        "" if use_map else f"parity with PyTorch fp32 on {n} export-verification images "
+        "(hollow = fp32, the reference)"), fontsize=9)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(max(0.0, lo - 5) if use_map else min(lo, 90.0), max(hi, 102.0))
+    ax.set_xlim(0, ax.get_xlim()[1] * 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
+    try:
+        return _atomic_png(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def _short(name: str) -> str:
+    s = name[:-len("_output_0")] if name.endswith("_output_0") else name
+    return s.strip("/")
+
+
+def plot_quant_error(res: BenchResult, path: Path, warn_db: float = 30.0,
+                     x_max: float = 60.0) -> Path:
+    """Per-tensor SQNR of the int8 ONNX against fp32 (onnxruntime qdq_loss_debug), graph order.
+
+    Values above ``x_max`` (lossless tensors such as MaxPool, Concat or Transpose outputs reach
+    hundreds of dB) are drawn at the edge with a ">" marker."""
+    plt = _plt()
+    t = res.quant_tensors
+    n = len(t)
+    fig, ax = plt.subplots(figsize=(8, max(4.0, 0.17 * n + 1.4)))
+    ypos = np.arange(n)
+
+    def clipped(values):
+        v = np.array([np.nan if x is None else x for x in values], float)
+        v = np.where(np.isnan(v), np.nan, np.where(np.isfinite(v), v, x_max))
+        return np.minimum(v, x_max), v > x_max - 1e-9
+
+    acc, acc_over = clipped([r["sqnr_db"] for r in t])
+    colours = ["tab:red" if v < warn_db else "tab:blue" for v in acc]
+    ax.barh(ypos, acc, color=colours, alpha=0.8,
+            label="int8 model vs float model at this tensor (error accumulated so far)")
+    if all("qdq_sqnr_db" in r for r in t):
+        q, q_over = clipped([r["qdq_sqnr_db"] for r in t])
+        ax.plot(q[~q_over], ypos[~q_over], "k.", ms=4,
+                label="int8 model: this tensor vs its own int8 rounding")
+        ax.plot(q[q_over], ypos[q_over], "k>", ms=4, label=f"same, above {x_max:.0f} dB")
+    ax.axvline(warn_db, color="grey", ls="--", lw=1)
+    ax.text(warn_db, -0.9, f" {warn_db:.0f} dB (export warning level)", fontsize=7,
+            color="grey", va="bottom")
+    ax.set_yticks(ypos)
+    ax.set_yticklabels([_short(r["tensor"]) for r in t], fontsize=6)
+    ax.set_ylim(n, -2)
+    ax.set_xlim(0, x_max + 2)
+    ax.set_xlabel("SQNR (dB), higher is better")
+    worst = min(t, key=lambda r: r["sqnr_db"])
+    ax.set_title(f"{res.name}: per-tensor quantisation error, int8 ONNX (graph order)\n"
+                 f"worst {_short(worst['tensor'])} {worst['sqnr_db']:.1f} dB", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", frameon=False, ncol=1,
+              bbox_to_anchor=(0.5, -0.65 / fig.get_figheight()))
+    try:
+        return _atomic_png(fig, path)
+    finally:
+        plt.close(fig)
+
+
+__all__ = ["BenchResult", "BenchRow", "ST_REFERENCE", "run_bench", "markdown_table",
+           "format_markdown", "format_csv", "time_artifact", "write_outputs", "reference_row",
+           "assign_st_reports"]
