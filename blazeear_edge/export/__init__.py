@@ -385,8 +385,12 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
         int8_onnx = root / f"{name}_int8.onnx"
         step(f"quantising ONNX (QDQ, per-channel int8, {cfg.calib_method}, "
              f"{len(calib)} images) ...")
+        clip = cfg.graph_score_clip
         quantize_onnx(fp32_onnx, int8_onnx, calib.nchw, cfg.calib_method, INPUT_NAME,
-                      global_range_outputs=[s.name for s in specs if s.kind == "scores"])
+                      global_range_outputs=[] if clip else
+                      [s.name for s in specs if s.kind == "scores"],
+                      fixed_output_ranges={s.name: (-clip, clip) for s in specs
+                                           if s.kind == "scores"} if clip else None)
         oq = onnx_output_quantization(int8_onnx)
         q_out = run_onnx(int8_onnx, verify.nchw, specs)
         sq_all, sq = _sqnr(ref, q_out, specs)
@@ -442,8 +446,10 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
             if cfg.int8:
                 step(f"quantising TFLite (full-integer, per-channel, input {cfg.input_type}, "
                      f"int8 outputs, {len(calib)} images) ...")
+                clip = cfg.graph_score_clip
                 blob = quantize_tflite(saved, calib.nhwc, cfg.input_type,
-                                       "movavg" if cfg.calib_method == "movavg" else "minmax")
+                                       "movavg" if cfg.calib_method == "movavg" else "minmax",
+                                       score_range=(-clip, clip) if clip else None)
                 int8_tfl = root / f"{name}_int8.tflite"
                 int8_tfl.write_bytes(blob)
         if cfg.int8:

@@ -84,12 +84,16 @@ def output_ranges(fp32_path: str | os.PathLike, calib_nchw: np.ndarray, names) -
 
 def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calib_nchw: np.ndarray,
                   method: str = "movavg", input_name: str = "input",
-                  global_range_outputs=(), input_range=(-1.0, 1.0)) -> Path:
+                  global_range_outputs=(), input_range=(-1.0, 1.0),
+                  fixed_output_ranges=None) -> Path:
     """Static QDQ int8 quantisation of ``fp32_path`` into ``out_path``.
 
     ``global_range_outputs``: graph outputs (the score heads) whose int8 range is the global
     min/max over the calibration set whatever ``method`` says: a moving average of per-image
     maxima would cut off the rare high logits that are the detections.
+    ``fixed_output_ranges``: {output name: (lo, hi)} used as is (the score heads, saturated in
+    the graph at +-clip, get exactly that range: a calibration set without a confident face
+    would otherwise give them a maximum <= 0 and no score could pass 0.5).
     ``input_range``: the input's known value range ([-1, 1] after ``x / 127.5 - 1``), used as
     is rather than calibrated (a calibrated range would clip real pixels).
     """
@@ -121,6 +125,13 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
         for name, (lo, hi) in ranges.items():
             for t in _chain_to_producer(model, name):
                 overrides[t] = [{"rmin": np.float32(min(lo, 0.0)), "rmax": np.float32(max(hi, 0.0))}]
+    if fixed_output_ranges:
+        import onnx
+
+        model = onnx.load(str(fp32_path))
+        for name, (lo, hi) in fixed_output_ranges.items():
+            for t in _chain_to_producer(model, name):
+                overrides[t] = [{"rmin": np.float32(lo), "rmax": np.float32(hi)}]
     if overrides:
         extra["TensorQuantOverrides"] = overrides
     with tempfile.TemporaryDirectory() as td:
@@ -171,7 +182,7 @@ def _is_score_tensor(shape) -> bool:
 
 
 def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray,
-                           input_range=(-1.0, 1.0)) -> bytes:
+                           input_range=(-1.0, 1.0), score_range=None) -> bytes:
     """Replace the TF calibrator's global min/max of every tensor by the mean of per-image
     minima/maxima (the float model is run once per image with all tensors preserved). Score-head
     tensors keep the global range: averaging per-image maxima would cut off the detections."""
@@ -204,6 +215,12 @@ def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray,
             q = sub.tensors[i].quantization
             q.min = [float(np.mean(mins[i]))]
             q.max = [float(np.mean(maxs[i]))]
+    if score_range is not None:  # the score heads' known (saturated) range
+        for t in sub.tensors:
+            q = t.quantization
+            if (q is not None and q.min is not None and len(q.min) == 1
+                    and _is_score_tensor(t.shape)):
+                q.min, q.max = [float(score_range[0])], [float(score_range[1])]
     if input_range is not None:  # the input's known range, not a calibrated one
         for i in sub.inputs:
             q = sub.tensors[i].quantization
@@ -212,8 +229,20 @@ def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray,
     return bytes(fu.convert_object_to_bytearray(model))
 
 
+def _fixed_ranges(calibrated: bytes, score_range) -> bytes:
+    from tensorflow.lite.tools import flatbuffer_utils as fu
+
+    model = fu.convert_bytearray_to_object(bytearray(calibrated))
+    for t in model.subgraphs[0].tensors:
+        q = t.quantization
+        if q is not None and q.min is not None and len(q.min) == 1 and _is_score_tensor(t.shape):
+            q.min, q.max = [float(score_range[0])], [float(score_range[1])]
+    return bytes(fu.convert_object_to_bytearray(model))
+
+
 def quantize_tflite(saved_model_dir: str | os.PathLike, calib_nhwc: np.ndarray,
-                    input_type: str = "float32", method: str = "movavg") -> bytes:
+                    input_type: str = "float32", method: str = "movavg",
+                    score_range=None) -> bytes:
     """Full-integer int8 TFLite (per-channel weights) with int8 outputs.
 
     ``method`` ``movavg`` (default) swaps the TF calibrator's global min/max for per-image
@@ -238,12 +267,15 @@ def quantize_tflite(saved_model_dir: str | os.PathLike, calib_nhwc: np.ndarray,
     conv.inference_input_type = {"float32": tf.float32, "uint8": tf.uint8,
                                  "int8": tf.int8}[input_type]
     conv.inference_output_type = tf.int8
-    if method != "movavg":
+    if method != "movavg" and score_range is None:
         return conv.convert()
     real = _cal.Calibrator.calibrate
 
     def calibrate(self, dataset_gen):
-        return _moving_average_ranges(real(self, dataset_gen), calib_nhwc)
+        calibrated = real(self, dataset_gen)
+        if method != "movavg":
+            return _fixed_ranges(calibrated, score_range)
+        return _moving_average_ranges(calibrated, calib_nhwc, score_range=score_range)
 
     _cal.Calibrator.calibrate = calibrate
     try:
