@@ -465,3 +465,17 @@ def test_firmware_sources_ship_in_the_package():
     for f in fw.rglob("*"):
         if f.is_file():
             assert any(f.match(g) for g in globs), f
+
+
+@NEED_HOST
+def test_cli_harness_on_the_real_default_export(run_cli, default_export, tmp_path):
+    """The exported int8 TFLite's own outputs on real images, decoded in C (host, and the M55
+    when the cross tools are present) and in NumPy: identical."""
+    args = ["harness", str(default_export), "--count", "4", "--json", str(tmp_path / "r.json")]
+    if TOOLS.missing("m55"):
+        args.append("--host")
+    res = run_cli(*args)
+    assert res.code == 0, res.err
+    assert "bit-exact" in res.out
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert rows
