@@ -44,6 +44,12 @@ def default_export(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def export_network_attempts(default_export) -> list:
+    """Socket connections attempted while ``default_export`` ran (each one was refused)."""
+    return NETWORK_ATTEMPTS
+
+
+@pytest.fixture(scope="session")
 def ear210() -> Path:
     """../shared/data/ear210 beside the repository, or a skip naming the missing path."""
     if not (EAR210 / "val_coco.json").is_file():
