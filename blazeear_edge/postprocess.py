@@ -377,7 +377,7 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
         pts[:, 0] -= hw
         c = pts.reshape(-1, 16)
     ok = (c[:, 2] >= c[:, 0]) & (c[:, 3] >= c[:, 1])
-    if np.isnan(c).any():
+    if not np.isfinite(c.sum()):  # one reduction; the exact NaN test only when needed
         ok &= ~np.isnan(c).any(axis=1)
     if not ok.all():
         c = c[ok]
@@ -391,11 +391,8 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
         s = s[order]
     cc, ss = _nms_sorted(c, s, cfg.iou_thresh, cfg.nms, cfg.max_detections)
     if letterbox is not None:
-        lb = letterbox
-        pts = cc.reshape(-1, 8, 2)
-        pad = np.array([lb.pad_x, lb.pad_y], np.float32)
-        sxy = np.array([_F(lb.new_w) / _F(lb.width), _F(lb.new_h) / _F(lb.height)], np.float32)
-        cc = ((pts * _F(lb.size) - pad) / sxy).reshape(-1, 16)
+        pad, sxy = letterbox.pad_scale
+        cc = ((cc.reshape(-1, 8, 2) * _F(letterbox.size) - pad) / sxy).reshape(-1, 16)
     return Detections(cc[:, :4], cc[:, 4:].reshape(-1, 6, 2), ss)
 
 
@@ -410,12 +407,13 @@ def _nms_sorted(c: np.ndarray, s: np.ndarray, iou_thresh: float, kind: str,
         lo = np.maximum(b[:, None, :2], b[None, :, :2])
         hi = np.minimum(b[:, None, 2:], b[None, :, 2:])
         d = hi - lo
-        iw, ih = d[..., 0], d[..., 1]
-        inter = iw * ih
+        inter = d[..., 0] * d[..., 1]
         area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
         union = area[:, None] + area[None, :] - inter
-        okm = (iw > 0) & (ih > 0) & (union > 0)
-        over = okm & (inter / np.where(okm, union, _F(1.0)) > _F(iou_thresh))
+        okm = (d > 0).all(axis=2) & (union > 0)
+        iou = np.zeros_like(inter)
+        np.divide(inter, union, out=iou, where=okm)
+        over = iou > _F(iou_thresh)
     weighted = kind == "weighted"
     # [c * s, s]: an axis-0 sum of a C-contiguous 2-D array adds the rows in order (sequential
     # float32 accumulation per column, as MediaPipe and the C harness do; tests check it)

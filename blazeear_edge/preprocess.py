@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,14 @@ class Letterbox:
         new_h = max(1, min(size, int(round(height * scale))))
         return cls(width, height, new_w, new_h, (size - new_w) // 2, (size - new_h) // 2, size)
 
+    @cached_property
+    def pad_scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """((pad_x, pad_y), (new_w / width, new_h / height)) as float32, for :meth:`to_image`."""
+        f = np.float32
+        return (np.array([self.pad_x, self.pad_y], np.float32),
+                np.array([f(self.new_w) / f(self.width), f(self.new_h) / f(self.height)],
+                         np.float32))
+
     def to_image(self, xy: np.ndarray) -> np.ndarray:
         """Map (..., 2) normalised input coordinates to original-image pixels (float32)."""
         xy = np.asarray(xy, dtype=np.float32)
@@ -54,7 +63,7 @@ class Letterbox:
         return out
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
