@@ -94,11 +94,10 @@ class BlazeBlock(nn.Module):
             n, _, h, w = x.shape
             return torch.cat([x, x.new_zeros((n, self.channel_pad, h, w))], dim=1)
         if mode == "conv":
-            eye = torch.zeros(self.out_channels, self.in_channels, 1, 1, dtype=x.dtype,
-                              device=x.device)
-            eye[: self.in_channels, :, 0, 0] = torch.eye(self.in_channels, dtype=x.dtype,
-                                                         device=x.device)
-            return F.conv2d(x, eye)
+            eye = torch.cat([torch.eye(self.in_channels, dtype=x.dtype, device=x.device),
+                             torch.zeros(self.channel_pad, self.in_channels, dtype=x.dtype,
+                                         device=x.device)])
+            return F.conv2d(x, eye.reshape(self.out_channels, self.in_channels, 1, 1))
         raise ValueError(f"unknown channel_pad_mode {mode!r}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

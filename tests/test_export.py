@@ -248,3 +248,41 @@ def test_export_onnx_only_fp32_is_fast_and_verified(tmp_path):
     m = load_manifest(tmp_path / "o")
     assert set(m.artifacts) == {"fp32_onnx"}
     assert "fp32.onnx" in res.stdout and "written to" in res.stdout
+
+
+def test_equalization_is_exact_in_float_and_balances_ranges():
+    import torch
+    from skimage import data
+
+    from blazeear_edge.model import BlazeBlock
+    from blazeear_edge.preprocess import preprocess
+    from blazeear_edge.quantize.equalize import equalize_blocks
+    from blazeear_edge.weights import load_model
+
+    m = load_model()
+    e = equalize_blocks(m)
+    x = torch.from_numpy(preprocess(data.astronaut())[0])
+    with torch.no_grad():
+        for a, b in zip(m(x), e(x)):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-3, rtol=1e-5)
+    for blk in (mm for mm in e.modules() if isinstance(mm, BlazeBlock)):
+        r1 = blk.convs[0].weight.abs().amax(dim=(1, 2, 3))
+        r2 = blk.convs[1].weight.abs().amax(dim=(0, 2, 3))
+        np.testing.assert_allclose(r1.numpy(), r2.numpy(), rtol=1e-5)
+    # the checkpoint's own model is left untouched
+    assert not torch.equal(m.backbone1[2].convs[0].weight, e.backbone1[2].convs[0].weight)
+
+
+def test_manifest_records_the_quantisation_choices(default_export):
+    m = load_manifest(default_export)
+    ex = m.data["export"]
+    assert ex["equalization"]["blocks"] == 16
+    assert ex["score_clip_in_graph"] == 16.0
+    assert ex["channel_pad"] in ("pad", "concat", "conv")
+    pred = ex["channel_pad_choice"]["predicted"]
+    assert pred["pad"]["epochs"]["hybrid"] >= 22  # 2 DMA transposes per channel-axis Pad
+    assert ex["channel_pad_choice"]["extra_vs_pad"]["conv"]["macc"] > 0
+    # score heads: the fixed saturated range [-16, 16]
+    for o in m.artifact("int8_tflite")["outputs"]:
+        if o["kind"] == "scores":
+            assert abs(o["scale"] * 255 - 32) < 0.2

@@ -21,6 +21,9 @@ def add_arguments(p):
     p.add_argument("--score-clip", type=float, default=16.0,
                    help="saturate score logits to +-this in the graph so outlier logits do not "
                         "set the int8 output range (default 16; 0 = off)")
+    p.add_argument("--no-equalize", action="store_true",
+                   help="skip cross-layer equalisation of the depthwise -> pointwise pairs "
+                        "(exact in float; improves int8)")
     p.add_argument("--crop-boxes", action="store_true",
                    help="add crops around labelled boxes (CSV/COCO) so small ears are represented")
     p.add_argument("--images-root", default=None, help="root for CSV / COCO image paths")
@@ -51,7 +54,8 @@ def run(args) -> int:
     cfg = ExportConfig(weights=args.weights, anchors=args.anchors, int8=args.int8,
                        calib=args.calib, calib_count=args.calib_count,
                        calib_method=args.calib_method,
-                       graph_score_clip=args.score_clip or None, crop_boxes=args.crop_boxes,
+                       graph_score_clip=args.score_clip or None,
+                       equalize=not args.no_equalize, crop_boxes=args.crop_boxes,
                        images_root=args.images_root, seed=args.seed, formats=formats,
                        outputs=args.outputs, channel_pad=args.channel_pad,
                        input_type=args.input_type, opset=args.opset, out=args.out,

@@ -1,0 +1,941 @@
+"""Parity on the host: does every runtime of an export say what the PyTorch model says?
+
+:func:`run_parity` runs every runtime an export has (PyTorch fp32 when the weights are found,
+ONNX Runtime fp32 / int8, TFLite fp32 / int8) on the same pre-processed images, decodes every
+runtime's raw outputs with the same manifest-driven NumPy decode, and compares each runtime with
+the fp32 reference:
+
+* raw outputs, per output tensor: max and mean absolute error and SQNR over all anchors, and
+  max error and SQNR over the *relevant* anchors (reference score >= 0.05, the anchors the
+  decode can keep; background anchors reach logits and offsets in the thousands that int8
+  saturates without changing any detection);
+* detections (greedy one-to-one matching at IoU >= 0.5): match rate, mean IoU, max score delta,
+  max keypoint error in pixels of the 128 input, missing and extra detections.
+
+Two more checks define "reproduces the on-device output":
+
+* the C post-processing (:mod:`blazeear_edge.harness`, built for the host) fed with each int8
+  artifact's outputs equals the NumPy decode of the same outputs (same count and order, boxes
+  within 1e-5);
+* with ``device_log``: what a board printed (the harness's log format) equals the NumPy decode
+  of the int8 outputs of the same images.
+
+and one consistency check: the manifest describes its artifacts (output order, names, shapes,
+dtypes, scales and zero points read back from the ONNX graph / TFLite interpreter).
+
+A runtime fails when one of :class:`Tolerances` is exceeded; the failure message names the
+runtime and the tensor (or "detections").  The C checks report "not available" when the harness
+or a compiler is missing, never "passed".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import BlazeEarError
+from .metrics import MatchStats, match_detections, sqnr_db
+from .postprocess import CONCAT_OUTPUTS, SPLIT_OUTPUTS, Detections, OutputSpec, decode_outputs
+
+#: anchors whose reference score reaches this are "relevant" (the same threshold the export's
+#: verification uses): SQNR and the relevant max error are measured over them.
+RELEVANT_SCORE = 0.05
+#: display names of the runtimes, in report order
+RUNTIME_LABELS = {
+    "pytorch": "PyTorch fp32",
+    "fp32_onnx": "ONNX fp32",
+    "fp32_tflite": "TFLite fp32",
+    "int8_onnx": "ONNX int8",
+    "int8_tflite": "TFLite int8",
+}
+RUNTIME_KEYS = tuple(RUNTIME_LABELS)
+
+
+# ---------------------------------------------------------------------------------------------
+# tolerances
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Tolerance:
+    """Limits for the runtimes of one precision; a runtime fails when any is exceeded."""
+
+    min_sqnr_db: float  #: per output tensor, over the relevant anchors
+    min_match_rate: float  #: matched / reference detections
+    max_extra_rate: float  #: extra (unmatched test) detections / reference detections
+    min_mean_iou: float  #: mean IoU of the matched pairs
+    max_score_delta: float  #: max |score difference| of a matched pair
+    max_keypoint_err_px: float  #: max keypoint error of a matched pair, pixels of the 128 input
+
+
+#: fp32 artifacts must reproduce PyTorch up to float32 summation order.
+FP32_DEFAULT = Tolerance(min_sqnr_db=60.0, min_match_rate=1.0, max_extra_rate=0.0,
+                         min_mean_iou=0.999, max_score_delta=1e-3, max_keypoint_err_px=0.05)
+#: int8 artifacts: per-channel int8 is not float; these bounds keep every face found and placed
+#: while catching a wrong scale, zero point, output order or damaged weights (see docs/parity.md
+#: for the figures of the default export they were set against).
+INT8_DEFAULT = Tolerance(min_sqnr_db=5.0, min_match_rate=0.9, max_extra_rate=0.25,
+                         min_mean_iou=0.75, max_score_delta=0.3, max_keypoint_err_px=24.0)
+
+
+@dataclass
+class Tolerances:
+    fp32: Tolerance = field(default_factory=lambda: Tolerance(**asdict(FP32_DEFAULT)))
+    int8: Tolerance = field(default_factory=lambda: Tolerance(**asdict(INT8_DEFAULT)))
+
+    def for_precision(self, precision: str) -> Tolerance:
+        return self.int8 if precision == "int8" else self.fp32
+
+    def to_dict(self) -> dict:
+        return {"fp32": asdict(self.fp32), "int8": asdict(self.int8)}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "tolerances") -> "Tolerances":
+        """``{"fp32": {...}, "int8": {...}}``; keys left out keep their defaults."""
+        if not isinstance(d, dict):
+            raise BlazeEarError(f"{where}: expected a JSON object with 'fp32' and/or 'int8'")
+        bad = sorted(set(d) - {"fp32", "int8"})
+        if bad:
+            raise BlazeEarError(f"{where}: unknown section(s) {', '.join(bad)} "
+                                f"(expected 'fp32' and/or 'int8')")
+        out = cls()
+        names = {f.name for f in fields(Tolerance)}
+        for prec in ("fp32", "int8"):
+            sec = d.get(prec, {})
+            if not isinstance(sec, dict):
+                raise BlazeEarError(f"{where}: '{prec}' must be an object")
+            unknown = sorted(set(sec) - names)
+            if unknown:
+                raise BlazeEarError(f"{where}: unknown key(s) {prec}.{', '.join(unknown)} "
+                                    f"(known: {', '.join(sorted(names))})")
+            tol = getattr(out, prec)
+            for k, v in sec.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise BlazeEarError(f"{where}: {prec}.{k} must be a number, got {v!r}")
+                setattr(tol, k, float(v))
+        return out
+
+
+def load_tolerances(path: str | os.PathLike) -> Tolerances:
+    p = Path(path)
+    if not p.is_file():
+        raise BlazeEarError(f"tolerances file not found: {p}")
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise BlazeEarError(f"{p}: not readable JSON ({exc})") from None
+    return Tolerances.from_dict(d, str(p))
+
+
+# ---------------------------------------------------------------------------------------------
+# runtimes of an export (shared with evaluate)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Runtime:
+    """One way to run the model: ``run(imageset) -> [{output name: raw array}, ...]``."""
+
+    key: str
+    label: str
+    precision: str  # fp32 | int8
+    fmt: str  # torch | onnx | tflite
+    specs: list  # OutputSpec in the runtime's output order (for decoding)
+    run: Callable
+    path: Path | None = None
+    note: str = ""
+
+
+def _tflite_available() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is not None for m in ("ai_edge_litert", "tensorflow"))
+
+
+def torch_reference(manifest, weights: str | os.PathLike | None = None):
+    """The PyTorch model the export was made from (same weights, same in-graph score clip), or
+    (None, reason) when the weights cannot be found or differ from the manifest's sha256."""
+    from .weights import load_model
+
+    model_info = manifest.data.get("model", {})
+    kind = model_info.get("kind")
+    src = weights or ("mediapipe" if kind == "mediapipe" else model_info.get("source"))
+    if not src:
+        return None, "the manifest names no weights"
+    if src != "mediapipe" and not Path(src).is_file():
+        return None, f"weights not found at {src}"
+    try:
+        model = load_model(src, fold=True)
+    except BlazeEarError as exc:
+        return None, str(exc)
+    want = model_info.get("sha256")
+    if want and model.info.sha256 != want:
+        return None, (f"weights at {model.info.source} differ from the exported ones "
+                      f"(sha256 {model.info.sha256[:12]}... vs {want[:12]}...)")
+    exp = manifest.data.get("export", {})
+    model.set_output_clip(exp.get("score_clip_in_graph"), None)
+    if exp.get("outputs") == "concat":
+        from .model import MediaPipeLayout
+
+        return (MediaPipeLayout(model).eval(), list(CONCAT_OUTPUTS)), ""
+    return (model.eval(), list(SPLIT_OUTPUTS)), ""
+
+
+def export_runtimes(manifest, keys: Sequence[str] | None = None,
+                    weights: str | os.PathLike | None = None) -> tuple[list[Runtime], list[str]]:
+    """The runtimes of an export, in :data:`RUNTIME_KEYS` order -> (runtimes, notes on the ones
+    left out).  ``keys`` selects some (``pytorch``, ``fp32_onnx``, ``int8_onnx``,
+    ``fp32_tflite``, ``int8_tflite``)."""
+    from .runtimes import onnx_session, run_onnx, run_tflite, run_torch, tflite_interpreter
+
+    want = list(RUNTIME_KEYS) if keys is None else list(keys)
+    bad = [k for k in want if k not in RUNTIME_KEYS]
+    if bad:
+        raise BlazeEarError(f"unknown runtime(s) {', '.join(bad)}; choose from "
+                            f"{', '.join(RUNTIME_KEYS)}")
+    out, notes = [], []
+    for key in RUNTIME_KEYS:
+        if key not in want:
+            continue
+        label = RUNTIME_LABELS[key]
+        if key == "pytorch":
+            ref, why = torch_reference(manifest, weights)
+            if ref is None:
+                notes.append(f"{label}: not run ({why})")
+                continue
+            model, specs = ref
+            out.append(Runtime(key, label, "fp32", "torch", specs,
+                               lambda ims, m=model, s=specs: run_torch(m, ims.nchw, s),
+                               None, manifest.data.get("model", {}).get("source", "")))
+            continue
+        if key not in manifest.artifacts:
+            if keys is not None:
+                notes.append(f"{label}: not in this export")
+            continue
+        art = manifest.artifact(key)
+        path = manifest.artifact_path(key)
+        if not path.is_file():
+            raise BlazeEarError(f"{path}: artifact {key} named by the manifest is missing")
+        specs = manifest.output_specs(key)
+        if art.get("format") == "tflite":
+            if not _tflite_available():
+                notes.append(f"{label}: not run (no TFLite interpreter: pip install "
+                             f"ai-edge-litert)")
+                continue
+            it = tflite_interpreter(path)
+            out.append(Runtime(key, label, art.get("precision", "fp32"), "tflite", specs,
+                               lambda ims, i=it, s=specs: run_tflite(i, ims.nhwc, s), path))
+        else:
+            sess = onnx_session(path)
+            out.append(Runtime(key, label, art.get("precision", "fp32"), "onnx", specs,
+                               lambda ims, i=sess, s=specs: run_onnx(i, ims.nchw, s), path))
+    return out, notes
+
+
+def load_parity_images(images=None, count: int | None = None, images_root=None,
+                       keep_originals: bool = False):
+    """``images`` None/'builtin' -> the built-in hold-out (astronaut + 40 LFW crops, never used
+    for calibration); else a folder, image file, BlazeEar CSV or COCO json (first ``count``)."""
+    from .calib_data import builtin_holdout, load_images, resolve_source
+
+    if count is not None and count <= 0:
+        raise BlazeEarError(f"--count must be positive, got {count}")
+    kind, samples = resolve_source(images, images_root)
+    if kind == "builtin":
+        samples = builtin_holdout(samples)
+    src = str(images or "builtin")
+    ims = load_images(samples, count=count, shuffle=False, keep_originals=keep_originals,
+                      source=src, kind=kind, progress=False, desc="parity images")
+    desc = ("built-in hold-out (astronaut + LFW crops, not used for calibration)"
+            if kind == "builtin" else f"{kind} {src}")
+    return ims, desc
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class TensorStats:
+    name: str
+    max_abs_err: float  # all anchors
+    mean_abs_err: float  # all anchors
+    sqnr_db: float  # all anchors
+    max_abs_err_relevant: float | None  # relevant anchors (None: no relevant anchor)
+    sqnr_db_relevant: float | None
+
+    def to_dict(self) -> dict:
+        return {k: _num(v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class RuntimeResult:
+    key: str
+    label: str
+    precision: str
+    fmt: str
+    path: str = ""
+    reference: bool = False
+    tensors: list = field(default_factory=list)  # TensorStats
+    match: MatchStats | None = None
+    detections: int = 0
+    seconds: float = 0.0
+    failures: list = field(default_factory=list)
+    error: str = ""
+    per_image: list = field(default_factory=list)  # MatchStats per image (not serialised)
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "ERROR"
+        if self.reference:
+            return "reference"
+        return "FAIL" if self.failures else "ok"
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "label": self.label, "precision": self.precision,
+                "format": self.fmt, "path": self.path, "reference": self.reference,
+                "status": self.status, "detections": self.detections,
+                "seconds": round(self.seconds, 3),
+                "tensors": [t.to_dict() for t in self.tensors],
+                "match": None if self.match is None else
+                {k: _num(v) for k, v in self.match.to_dict().items()},
+                "failures": list(self.failures), "error": self.error or None}
+
+
+@dataclass
+class CheckResult:
+    """An on-device check; status is passed, FAILED, not available or not run."""
+
+    name: str
+    status: str
+    detail: str = ""
+    failures: list = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "status": self.status, "detail": self.detail,
+                "failures": list(self.failures), **({"data": self.data} if self.data else {})}
+
+
+@dataclass
+class ParityReport:
+    export_dir: str
+    model: str
+    images: int
+    image_source: str
+    reference: str
+    tolerances: Tolerances
+    runtimes: list = field(default_factory=list)  # RuntimeResult
+    checks: list = field(default_factory=list)  # CheckResult
+    notes: list = field(default_factory=list)
+    drawn: list = field(default_factory=list)  # PNG paths
+
+    @property
+    def failures(self) -> list[str]:
+        out = []
+        for c in self.checks:
+            out += c.failures
+        for r in self.runtimes:
+            if r.error:
+                out.append(f"{r.label}: {r.error}")
+            out += r.failures
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict:
+        return {"schema": "blazeear-edge/parity/1", "export_dir": self.export_dir,
+                "model": self.model, "images": self.images, "image_source": self.image_source,
+                "reference": self.reference, "relevant_score": RELEVANT_SCORE,
+                "tolerances": self.tolerances.to_dict(), "ok": self.ok,
+                "failures": self.failures,
+                "runtimes": [r.to_dict() for r in self.runtimes],
+                "checks": [c.to_dict() for c in self.checks], "notes": list(self.notes),
+                "drawn": [str(p) for p in self.drawn]}
+
+    def format_text(self) -> str:
+        return format_report(self)
+
+
+def _num(v):
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if np.isnan(v):
+            return None
+        if np.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return round(v, 6)
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# comparisons
+# ---------------------------------------------------------------------------------------------
+def _relevant_masks(ref: list[dict], specs: Sequence[OutputSpec]) -> list[np.ndarray]:
+    logit = float(np.log(RELEVANT_SCORE / (1 - RELEVANT_SCORE)))
+    masks = []
+    for r in ref:
+        m = np.zeros(896, bool)
+        for s in specs:
+            if s.kind == "scores":
+                v = np.asarray(r[s.name], np.float32).reshape(-1)
+                m[s.anchor_start:s.anchor_start + s.anchor_count] = v >= logit
+        masks.append(m)
+    return masks
+
+
+def tensor_stats(ref: list[dict], test: list[dict], ref_specs: Sequence[OutputSpec],
+                 test_specs: Sequence[OutputSpec]) -> list[TensorStats]:
+    """Per output tensor (in ``ref_specs`` order) errors of ``test`` (dequantised with
+    ``test_specs``, matched by name) against ``ref`` (float)."""
+    from .postprocess import dequantize
+
+    masks = _relevant_masks(ref, ref_specs)
+    by_name = {s.name: s for s in test_specs}
+    missing = [s.name for s in ref_specs if s.name not in by_name]
+    if missing:
+        raise ValueError(f"no output(s) {', '.join(missing)}")
+    out = []
+    for s in (by_name[r.name] for r in ref_specs):
+        ra, ta, rr, tr = [], [], [], []
+        for r, t, m in zip(ref, test, masks):
+            rv = np.asarray(r[s.name], np.float32).reshape(s.anchor_count, -1)
+            tv = dequantize(t[s.name], s.scale, s.zero_point).reshape(s.anchor_count, -1)
+            ra.append(rv.reshape(-1))
+            ta.append(tv.reshape(-1))
+            sel = m[s.anchor_start:s.anchor_start + s.anchor_count]
+            rr.append(rv[sel].reshape(-1))
+            tr.append(tv[sel].reshape(-1))
+        a, b = np.concatenate(ra).astype(np.float64), np.concatenate(ta).astype(np.float64)
+        err = np.abs(a - b)
+        ar, br = np.concatenate(rr).astype(np.float64), np.concatenate(tr).astype(np.float64)
+        out.append(TensorStats(s.name, float(err.max()), float(err.mean()), sqnr_db(a, b),
+                               float(np.abs(ar - br).max()) if ar.size else None,
+                               sqnr_db(ar, br) if ar.size else None))
+    return out
+
+
+def _check_runtime(res: RuntimeResult, tol: Tolerance) -> list[str]:
+    who = f"{res.label} ({res.key})"
+    fails = []
+    for t in res.tensors:
+        if t.sqnr_db_relevant is not None and not t.sqnr_db_relevant >= tol.min_sqnr_db:
+            fails.append(f"{who}: output {t.name}: SQNR {_fmt_db(t.sqnr_db_relevant)} dB on "
+                         f"relevant anchors < {tol.min_sqnr_db:g} dB (max |err| "
+                         f"{t.max_abs_err_relevant:.3g})")
+    m = res.match
+    if m is not None:
+        if m.match_rate < tol.min_match_rate:
+            fails.append(f"{who}: detections: {m.matched}/{m.ref} matched "
+                         f"({100 * m.match_rate:.1f}% < {100 * tol.min_match_rate:g}%), "
+                         f"{m.missing} missing")
+        extra_rate = m.extra / m.ref if m.ref else (0.0 if not m.extra else float("inf"))
+        if extra_rate > tol.max_extra_rate:
+            fails.append(f"{who}: detections: {m.extra} extra for {m.ref} reference "
+                         f"({extra_rate:.2f} > {tol.max_extra_rate:g} per reference detection)")
+        if m.matched and m.mean_iou < tol.min_mean_iou:
+            fails.append(f"{who}: detections: mean IoU {m.mean_iou:.4f} < {tol.min_mean_iou:g}")
+        if m.max_score_delta > tol.max_score_delta:
+            fails.append(f"{who}: detections: max |score delta| {m.max_score_delta:.3g} > "
+                         f"{tol.max_score_delta:g}")
+        if m.max_keypoint_err_px > tol.max_keypoint_err_px:
+            fails.append(f"{who}: detections: max keypoint error {m.max_keypoint_err_px:.3g} px "
+                         f"> {tol.max_keypoint_err_px:g} px")
+    return fails
+
+
+# ---------------------------------------------------------------------------------------------
+# manifest vs artifacts
+# ---------------------------------------------------------------------------------------------
+def check_manifest(manifest, runtimes: Sequence[Runtime]) -> CheckResult:
+    """The manifest's output list (order, names, shapes, dtypes, scales, zero points) and input
+    quantisation against what each artifact really has."""
+    from .quantize import onnx_output_quantization
+    from .runtimes import onnx_session, tflite_interpreter
+    from .weights import sha256_file
+
+    problems, warnings, n_out = [], [], 0
+    for rt in runtimes:
+        if rt.path is None:
+            continue
+        art = manifest.artifact(rt.key)
+        who = f"{rt.label} ({rt.key})"
+        outs = art.get("outputs") or []
+        n_out += len(outs)
+        if art.get("sha256") and sha256_file(rt.path) != art["sha256"]:
+            warnings.append(f"{who}: {rt.path.name} changed since the export (sha256 differs "
+                            f"from the manifest)")
+        if rt.fmt == "onnx":
+            model_outs = [(o.name, [d if isinstance(d, int) else None for d in o.shape])
+                          for o in onnx_session(rt.path).get_outputs()]
+            quant = onnx_output_quantization(rt.path) if rt.precision == "int8" else {}
+            if len(model_outs) != len(outs):
+                problems.append(f"{who}: the manifest lists {len(outs)} outputs, the model has "
+                                f"{len(model_outs)}")
+            for i, (o, (name, shape)) in enumerate(zip(outs, model_outs)):
+                if o.get("name") != name:
+                    problems.append(f"{who}: output #{i}: the manifest says '{o.get('name')}', "
+                                    f"the model's output #{i} is '{name}' (wrong output order "
+                                    f"in the manifest)")
+                    continue
+                if list(o.get("shape", [])) != shape and None not in shape:
+                    problems.append(f"{who}: output {name}: manifest shape {o.get('shape')}, "
+                                    f"model {shape}")
+                q = o.get("quantization")
+                if isinstance(q, dict) and name in quant:
+                    s, z = quant[name]
+                    if int(q.get("zero_point", 0)) != z or not np.isclose(q.get("scale"), s,
+                                                                          rtol=1e-6, atol=0):
+                        problems.append(f"{who}: output {name}: manifest scale "
+                                        f"{q.get('scale'):.9g} / zero point "
+                                        f"{q.get('zero_point')}, the model's DequantizeLinear "
+                                        f"has {s:.9g} / {z}")
+        elif rt.fmt == "tflite":
+            it = tflite_interpreter(rt.path)
+            details = it.get_output_details()
+            if len(details) != len(outs):
+                problems.append(f"{who}: the manifest lists {len(outs)} outputs, the model has "
+                                f"{len(details)}")
+            for i, (o, d) in enumerate(zip(outs, details)):
+                name = o.get("name")
+                shape = [int(v) for v in d["shape"]]
+                tname = o.get("tensor_name")
+                if (tname is not None and tname != d["name"]) or \
+                        list(o.get("shape", [])) != shape:
+                    problems.append(f"{who}: output #{i}: the manifest says '{name}' "
+                                    f"(tensor {tname}, {tuple(o.get('shape', []))}), the "
+                                    f"model's output #{i} is tensor {d['name']} "
+                                    f"{tuple(shape)} (wrong output order in the manifest)")
+                    continue
+                dtype = np.dtype(d["dtype"]).name
+                if o.get("dtype", "float32") != dtype:
+                    problems.append(f"{who}: output {name}: manifest dtype {o.get('dtype')}, "
+                                    f"model {dtype}")
+                elif dtype != "float32":
+                    s, z = d["quantization"]
+                    if int(o.get("zero_point", 0)) != int(z) or not np.isclose(
+                            o.get("scale", 1.0), s, rtol=1e-6, atol=0):
+                        problems.append(f"{who}: output {name}: manifest scale "
+                                        f"{o.get('scale'):.9g} / zero point "
+                                        f"{o.get('zero_point')}, the model has {s:.9g} / {z}")
+            d_in = it.get_input_details()[0]
+            inp = art.get("input") or {}
+            in_dtype = np.dtype(d_in["dtype"]).name
+            if inp.get("dtype") and inp["dtype"] != in_dtype:
+                problems.append(f"{who}: input: manifest dtype {inp['dtype']}, model {in_dtype}")
+            elif in_dtype != "float32":
+                s, z = d_in["quantization"]
+                if int(inp.get("zero_point", 0)) != int(z) or not np.isclose(
+                        inp.get("scale", 0.0), s, rtol=1e-6, atol=0):
+                    problems.append(f"{who}: input: manifest scale {inp.get('scale')} / zero "
+                                    f"point {inp.get('zero_point')}, the model has {s} / {z}")
+    n_art = sum(1 for r in runtimes if r.path is not None)
+    detail = (f"{n_art} artifact(s), {n_out} outputs: order, names, shapes, dtypes, scales, "
+              f"zero points")
+    if problems:
+        return CheckResult("manifest describes the artifacts", "FAILED",
+                           f"{len(problems)} mismatch(es)", problems,
+                           {"warnings": warnings} if warnings else {})
+    return CheckResult("manifest describes the artifacts", "passed", detail, [],
+                       {"warnings": warnings} if warnings else {})
+
+
+# ---------------------------------------------------------------------------------------------
+# C decode and device log
+# ---------------------------------------------------------------------------------------------
+def _harness():
+    """The harness module, or (None, reason)."""
+    try:
+        from . import harness
+    except ImportError as exc:
+        return None, f"blazeear_edge.harness cannot be imported ({exc})"
+    need = ("harness_model", "make_vectors", "run_harness", "find_tools", "quantize_outputs",
+            "read_device_log", "compare_frame", "logged_names")
+    missing = [n for n in need if not hasattr(harness, n)]
+    if missing:
+        return None, f"blazeear_edge.harness lacks {', '.join(missing)}"
+    return harness, ""
+
+
+def _int8_outputs(hm, raw: list[dict], harness) -> list[list[np.ndarray]]:
+    """A runtime's raw outputs as the integer arrays the C code takes (ONNX QDQ float outputs
+    re-quantised with their DequantizeLinear's scale and zero point)."""
+    out = []
+    for d in raw:
+        arrs = [np.asarray(d[s.name]) for s in hm.specs]
+        if any(a.dtype.kind == "f" for a in arrs):
+            arrs = harness.quantize_outputs(arrs, hm.specs)
+        out.append(arrs)
+    return out
+
+
+def check_c_decode(manifest, key: str, label: str, raw: list[dict], imageset) -> CheckResult:
+    """Build the C post-processing for the host, feed it this artifact's int8 outputs and compare
+    with the NumPy decode of the same outputs (same count and order, boxes within 1e-5)."""
+    import tempfile
+
+    name = f"C decode == NumPy decode ({label})"
+    harness, why = _harness()
+    if harness is None:
+        return CheckResult(name, "not available", f"C harness: not available ({why})")
+    tools = harness.find_tools()
+    if not tools.cc:
+        return CheckResult(name, "not available",
+                           "C harness: not available (no gcc: apt-get install -y gcc)")
+    hm = harness.harness_model(manifest, artifact=key)
+    vecs = harness.make_vectors(hm, _int8_outputs(hm, raw, harness), names=imageset.names,
+                                letterboxes=imageset.letterboxes, source=key)
+    with tempfile.TemporaryDirectory(prefix="blazeear-parity-c-") as td:
+        rep = harness.run_harness(hm, vecs, td, targets=("host",), tools=tools)
+    rs = rep.results["host"]
+    frames = [r for r in rs if r.index >= 0 and r.name != "?"]
+    bad = [r for r in rs if not r.match]
+    box, score = rep.max_errors("host")
+    exact = rep.bit_exact("host")
+    dets = sum(len(v.expected) for v in vecs)
+    data = {"frames": len(frames), "matching": sum(r.match for r in frames),
+            "detections": dets, "bit_exact": exact, "max_box_err": box,
+            "max_score_err": score, "tolerance_box": getattr(harness, "BOX_TOL", 1e-5)}
+    if bad:
+        fails = [f"{name}: frame {r.name}: {r.problem}" for r in bad[:10]]
+        if len(bad) > 10:
+            fails.append(f"{name}: ... {len(bad) - 10} more frame(s) differ")
+        return CheckResult(name, "FAILED", f"{len(bad)}/{len(frames)} frames differ", fails,
+                           data)
+    how = "bit-exact" if exact else f"max box err {box:.1e}, max score err {score:.1e}"
+    return CheckResult(name, "passed",
+                       f"{len(frames)}/{len(frames)} frames, {dets} detections: same count and "
+                       f"order, {how} (host gcc, ASan+UBSan)", [], data)
+
+
+def check_device_log(manifest, path, runtimes: dict, raws: dict, imageset) -> CheckResult:
+    """Each frame of a device log whose name is one of the images against the NumPy decode of the
+    int8 artifact's outputs for that image (in the space the frame was printed in)."""
+    name = "device log == NumPy decode"
+    harness, why = _harness()
+    if harness is None:
+        return CheckResult(name, "not available", f"C harness: not available ({why}); the "
+                                                  f"device-log format is the harness's")
+    log = harness.read_device_log(path)
+    hm = harness.harness_model(manifest)
+    key = hm.artifact
+    if key not in raws:
+        return CheckResult(name, "FAILED", f"{key} was not run",
+                           [f"{name}: the int8 artifact {key} was not run on the host"])
+    name = f"device log == NumPy decode ({runtimes[key].label})"
+    # the names the harness prints for these images (sanitised, unique)
+    logged = harness.logged_names([_Named(n) for n in imageset.names])
+    by_name = {n: i for i, n in enumerate(logged)}
+    compared, fails, worst_box, worst_score = 0, [], 0.0, 0.0
+    ignored = []
+    cfg = hm.config
+    for fr in log.frames:
+        i = by_name.get(fr.name)
+        if i is None:
+            ignored.append(fr.name)
+            continue
+        if fr.error is not None:
+            fails.append(f"{name}: frame {fr.name}: the board reported error code {fr.error}")
+            continue
+        ints = _int8_outputs(hm, [raws[key][i]], harness)[0]
+        lb = imageset.letterboxes[i] if fr.space == "image" else None
+        if lb is not None and fr.letterbox is not None and fr.letterbox != lb:
+            fails.append(f"{name}: frame {fr.name}: letterbox {fr.letterbox} differs from the "
+                         f"host's {lb}")
+            continue
+        expected = decode_outputs(ints, hm.anchors, cfg, hm.specs, letterbox=lb)
+        be, se, _, ok, problem = harness.compare_frame(expected, fr.detections)
+        compared += 1
+        if not ok:
+            fails.append(f"{name}: frame {fr.name}: {problem}")
+        else:
+            worst_box, worst_score = max(worst_box, be), max(worst_score, se)
+    if not compared and not fails:
+        return CheckResult(name, "FAILED", "no frame of the log is one of these images",
+                           [f"{name}: {path}: none of its {len(log.frames)} frame(s) is one of "
+                            f"the {len(imageset)} images (run the board on the same --images "
+                            f"and --count)"])
+    data = {"log": str(path), "frames_compared": compared, "frames_ignored": len(ignored),
+            "max_box_err": worst_box, "max_score_err": worst_score}
+    if log.end is None:
+        fails.append(f"{name}: {path}: the log has no end line (the run was cut short)")
+    if fails:
+        return CheckResult(name, "FAILED", f"{len(fails)} problem(s) in {compared} frame(s)",
+                           fails, data)
+    extra = f"; {len(ignored)} other frame(s) ignored" if ignored else ""
+    return CheckResult(name, "passed", f"{compared} frame(s) equal (max box err "
+                       f"{worst_box:.1e}, max score err {worst_score:.1e}){extra}", [], data)
+
+
+@dataclass
+class _Named:
+    name: str
+
+
+# ---------------------------------------------------------------------------------------------
+# pictures
+# ---------------------------------------------------------------------------------------------
+def _badness(m: MatchStats) -> float:
+    iou_loss = (1.0 - m.mean_iou) if m.matched else 0.0
+    return float(m.missing + m.extra + iou_loss + m.max_score_delta)
+
+
+def draw_worst(report: ParityReport, imageset, ref_dets: list, dets: dict, out_dir,
+               count: int = 8) -> list[Path]:
+    """Side-by-side PNGs (reference | int8) of the ``count`` worst images of each int8 runtime."""
+    import cv2
+
+    from .draw import draw_detections, save_png
+
+    out = Path(out_dir)
+    written = []
+    for res in report.runtimes:
+        if res.precision != "int8" or res.key not in dets or not res.per_image:
+            continue
+        order = sorted(range(len(res.per_image)), key=lambda i: -_badness(res.per_image[i]))
+        for rank, i in enumerate([i for i in order if _badness(res.per_image[i]) > 0][:count]):
+            img = imageset.originals[i]
+            h, w = img.shape[:2]
+            f = max(1.0, 384.0 / max(h, w))
+            big = cv2.resize(img, (int(round(w * f)), int(round(h * f))),
+                             interpolation=cv2.INTER_CUBIC) if f > 1 else img
+
+            def scaled(d: Detections) -> Detections:
+                return Detections(d.boxes * f, d.keypoints * f, d.scores)
+
+            m = res.per_image[i]
+            left = _titled(draw_detections(big, scaled(ref_dets[i]), (0, 255, 0)),
+                           f"{report.reference}: {len(ref_dets[i])} det")
+            iou = f", IoU {m.mean_iou:.2f}" if m.matched else ""
+            right = _titled(draw_detections(big, scaled(dets[res.key][i]), (255, 140, 0)),
+                            f"{res.label}: {m.test} det ({m.missing} missing, {m.extra} "
+                            f"extra{iou})")
+            sep = np.full((left.shape[0], 6, 3), 255, np.uint8)
+            safe = "".join(c if c.isalnum() or c in "-_." else "_"
+                           for c in imageset.names[i])[-60:]
+            written.append(save_png(np.concatenate([left, sep, right], 1),
+                                    out / f"{res.key}_{rank + 1:02d}_{safe}.png"))
+    return written
+
+
+def _titled(img: np.ndarray, title: str) -> np.ndarray:
+    """``img`` under a black band holding ``title`` (white text)."""
+    import cv2
+
+    band = np.zeros((30, img.shape[1], 3), np.uint8)
+    fs = 0.5
+    while fs > 0.3 and cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, fs, 1)[0][0] > \
+            img.shape[1] - 8:
+        fs -= 0.05
+    cv2.putText(band, title, (4, 20), cv2.FONT_HERSHEY_SIMPLEX, fs, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return np.concatenate([band, img], 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole run
+# ---------------------------------------------------------------------------------------------
+def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = None,
+               tolerances: Tolerances | None = None, device_log=None, draw_dir=None,
+               images_root=None, weights=None, c_check: bool = True,
+               draw_count: int = 8, progress=None) -> ParityReport:
+    """Run every runtime of the export on the same images and compare (see the module doc).
+
+    ``images``: None for the built-in hold-out, or a folder / image / CSV / COCO json;
+    ``count``: use the first N; ``tolerances``: :class:`Tolerances` (default: the documented
+    ones); ``device_log``: a board's log to compare; ``draw_dir``: write side-by-side PNGs of the
+    worst images there; ``weights``: the PyTorch checkpoint when the manifest's path moved;
+    ``c_check``: build and run the C decode on the host; ``progress``: a callable taking one
+    status line (e.g. ``print`` to stderr), or None.
+    """
+    from .manifest import load_manifest
+
+    say = progress or (lambda msg: None)
+    tol = tolerances or Tolerances()
+    manifest = load_manifest(export_dir)
+    anchors = manifest.anchors()
+    cfg = manifest.decode_config()
+    imageset, img_desc = load_parity_images(images, count, images_root,
+                                            keep_originals=draw_dir is not None)
+    runtimes, notes = export_runtimes(manifest, weights=weights)
+    if not runtimes:
+        raise BlazeEarError(f"{manifest.root}: no runtime could be run")
+    ref_rt = runtimes[0]
+    if ref_rt.precision != "fp32":
+        raise BlazeEarError(f"{manifest.root}: no fp32 reference (PyTorch weights or an fp32 "
+                            f"artifact) for the int8 artifacts to be compared with")
+    if ref_rt.key != "pytorch":
+        notes.append(f"reference: {ref_rt.label} (the PyTorch weights are not available)")
+    report = ParityReport(str(manifest.root), manifest.name, len(imageset), img_desc,
+                          ref_rt.label, tol, notes=notes)
+
+    raws, dets = {}, {}
+    for rt in runtimes:
+        res = RuntimeResult(rt.key, rt.label, rt.precision, rt.fmt,
+                            str(rt.path) if rt.path else rt.note, reference=rt is ref_rt)
+        report.runtimes.append(res)
+        say(f"running {rt.label} on {len(imageset)} image(s) ...")
+        t0 = time.perf_counter()
+        try:
+            raw = rt.run(imageset)
+            d = [decode_outputs(r, anchors, cfg, rt.specs) for r in raw]
+        except (BlazeEarError, ValueError) as exc:
+            res.error = f"cannot run or decode: {str(exc).splitlines()[0]}"
+            continue
+        res.seconds = time.perf_counter() - t0
+        raws[rt.key], dets[rt.key] = raw, d
+        res.detections = sum(len(x) for x in d)
+        if rt is ref_rt:
+            continue
+        try:
+            res.tensors = tensor_stats(raws[ref_rt.key], raw, ref_rt.specs, rt.specs)
+        except (KeyError, ValueError) as exc:
+            res.error = f"outputs do not match the reference's ({exc})"
+            continue
+        per = [match_detections(a, b) for a, b in zip(dets[ref_rt.key], d)]
+        total = MatchStats()
+        for m in per:
+            total = total.add(m)
+        res.match, res.per_image = total, per
+        res.failures = _check_runtime(res, tol.for_precision(rt.precision))
+
+    report.checks.append(check_manifest(manifest, runtimes))
+    labels = {rt.key: rt for rt in runtimes}
+    for key in ("int8_tflite", "int8_onnx"):
+        if key not in manifest.artifacts:
+            continue
+        label = RUNTIME_LABELS[key]
+        if key not in raws:
+            report.checks.append(CheckResult(f"C decode == NumPy decode ({label})", "not run",
+                                             f"{label} did not run"))
+        elif not c_check:
+            report.checks.append(CheckResult(f"C decode == NumPy decode ({label})", "not run",
+                                             "skipped (--no-c)"))
+        else:
+            say(f"building the C post-processing for the host and feeding it {label} ...")
+            report.checks.append(check_c_decode(manifest, key, label, raws[key], imageset))
+    if not any(k in manifest.artifacts for k in ("int8_tflite", "int8_onnx")):
+        report.checks.append(CheckResult("C decode == NumPy decode", "not run",
+                                         "the export has no int8 artifact"))
+    if device_log is not None:
+        report.checks.append(check_device_log(manifest, device_log, labels, raws, imageset))
+    else:
+        report.checks.append(CheckResult("device log == NumPy decode", "not run",
+                                         "give --device-log FILE (a board's UART capture)"))
+    if draw_dir is not None and ref_rt.key in dets:
+        ref_px = [decode_outputs(r, anchors, cfg, ref_rt.specs, letterbox=lb)
+                  for r, lb in zip(raws[ref_rt.key], imageset.letterboxes)]
+        px = {k: [decode_outputs(r, anchors, cfg, labels[k].specs, letterbox=lb)
+                  for r, lb in zip(raws[k], imageset.letterboxes)]
+              for k in raws if labels[k].precision == "int8"}
+        report.drawn = draw_worst(report, imageset, ref_px, px, draw_dir, draw_count)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# text
+# ---------------------------------------------------------------------------------------------
+def _fmt_db(v) -> str:
+    if v is None:
+        return "-"
+    if v == float("inf"):
+        return "inf"
+    return f"{v:.1f}"
+
+
+def _fmt_e(v) -> str:
+    if v is None:
+        return "-"
+    return "0" if v == 0 else f"{v:.2e}"
+
+
+def _table(head: list, rows: list, right: set = frozenset()) -> list[str]:
+    cols = list(zip(head, *rows)) if rows else [[h] for h in head]
+    w = [max(len(str(x)) for x in c) for c in cols]
+
+    def line(r):
+        return "  ".join((str(x).rjust(w[i]) if i in right else str(x).ljust(w[i]))
+                         for i, x in enumerate(r)).rstrip()
+
+    return [line(head), "  ".join("-" * x for x in w)] + [line(r) for r in rows]
+
+
+def format_report(rep: ParityReport) -> str:
+    L = [f"parity of {rep.model} ({rep.export_dir}) on {rep.images} image(s): {rep.image_source}",
+         f"reference: {rep.reference}; relevant anchors: reference score >= {RELEVANT_SCORE}", ""]
+    # raw outputs
+    rows = []
+    for r in rep.runtimes:
+        if r.reference or r.error:
+            continue
+        tol = rep.tolerances.for_precision(r.precision)
+        for t in r.tensors:
+            bad = t.sqnr_db_relevant is not None and not t.sqnr_db_relevant >= tol.min_sqnr_db
+            rows.append([r.label, t.name, _fmt_e(t.max_abs_err), _fmt_e(t.mean_abs_err),
+                         _fmt_db(t.sqnr_db), _fmt_e(t.max_abs_err_relevant),
+                         _fmt_db(t.sqnr_db_relevant), f">= {tol.min_sqnr_db:g}",
+                         "FAIL" if bad else "ok"])
+    L.append("raw outputs vs reference (all anchors | relevant anchors)")
+    L += _table(["runtime", "tensor", "max |err|", "mean |err|", "SQNR dB", "max |err| rel",
+                 "SQNR dB rel", "tolerance", "result"], rows, {2, 3, 4, 5, 6})
+    L.append("")
+    # detections
+    rows = []
+    for r in rep.runtimes:
+        if r.error:
+            rows.append([r.label, "-", "-", "-", "-", "-", "-", "-", "-", "-", r.status])
+            continue
+        if r.reference:
+            rows.append([r.label, str(r.detections), "-", "-", "-", "-", "-", "-", "-", "-",
+                         "reference"])
+            continue
+        m = r.match
+        rows.append([r.label, str(m.ref), str(m.test), str(m.matched), str(m.missing),
+                     str(m.extra), f"{100 * m.match_rate:.1f}%",
+                     f"{m.mean_iou:.4f}" if m.matched else "-", f"{m.max_score_delta:.2e}"
+                     if m.max_score_delta else "0", f"{m.max_keypoint_err_px:.3f}",
+                     "FAIL" if any(": detections:" in f for f in r.failures) else "ok"])
+    L.append("detections vs reference (greedy one-to-one matching at IoU >= 0.5)")
+    L += _table(["runtime", "ref", "test", "matched", "missing", "extra", "match",
+                 "mean IoU", "max |d score|", "max kp err px", "result"], rows,
+                {1, 2, 3, 4, 5, 6, 7, 8, 9})
+    L.append("")
+    # tolerances
+    rows = [[f.name, f"{getattr(rep.tolerances.fp32, f.name):g}",
+             f"{getattr(rep.tolerances.int8, f.name):g}"] for f in fields(Tolerance)]
+    L.append("tolerances")
+    L += _table(["limit", "fp32", "int8"], rows, {1, 2})
+    L.append("")
+    # checks
+    rows = [[c.name, c.status, c.detail] for c in rep.checks]
+    L.append("on-device checks")
+    L += _table(["check", "result", "detail"], rows)
+    for c in rep.checks:
+        for wmsg in c.data.get("warnings", []):
+            L.append(f"  warning: {wmsg}")
+    L.append("")
+    for n in rep.notes:
+        L.append(f"note: {n}")
+    if rep.drawn:
+        L.append(f"pictures: {len(rep.drawn)} side-by-side PNG(s) in "
+                 f"{Path(rep.drawn[0]).parent}")
+    fails = rep.failures
+    if fails:
+        L.append(f"FAIL: {len(fails)} problem(s)")
+        L += [f"  - {f}" for f in fails]
+    else:
+        L.append("PASS: every runtime within its tolerances" + (
+            "" if all(c.status == "passed" for c in rep.checks) else
+            "; some on-device checks were not run or not available (see above)"))
+    return "\n".join(L)
+
+
+__all__ = ["FP32_DEFAULT", "INT8_DEFAULT", "RELEVANT_SCORE", "RUNTIME_KEYS", "RUNTIME_LABELS",
+           "CheckResult", "ParityReport", "Runtime", "RuntimeResult", "TensorStats", "Tolerance",
+           "Tolerances", "check_c_decode", "check_device_log", "check_manifest", "draw_worst",
+           "export_runtimes", "format_report", "load_parity_images", "load_tolerances",
+           "run_parity", "tensor_stats", "torch_reference"]
