@@ -1,11 +1,11 @@
-"""Regenerate ``benchmarks/README_bench_table.md``: the ``bench`` table of the default export.
+"""Regenerate the ``bench`` table of the default export inside ``benchmarks/README.md``.
 
 Runs ``export --int8`` (default MediaPipe weights, built-in calibration images) into a temporary
 folder, then ``bench`` on it, and writes the Markdown fragment that ``benchmarks/README.md``
 includes. Host numbers are of the machine this runs on; the device columns stay empty (no board
 here) apart from ST's published reference row.
 
-    python benchmarks/bench_table.py [--runs 50] [--out benchmarks/README_bench_table.md]
+    python benchmarks/bench_table.py [--runs 50] [--readme benchmarks/README.md]
                                      [--keep DIR]
 """
 
@@ -24,8 +24,8 @@ HERE = Path(__file__).resolve().parent
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=50, help="timed inferences per artifact")
-    ap.add_argument("--out", default=str(HERE / "README_bench_table.md"),
-                    help="the Markdown fragment to write")
+    ap.add_argument("--readme", default=str(HERE / "README.md"),
+                    help="the Markdown file whose bench-table section is replaced")
     ap.add_argument("--keep", metavar="DIR", default=None,
                     help="also keep the export and the bench files (md, csv, json, png) here")
     args = ap.parse_args(argv)
@@ -49,9 +49,16 @@ def main(argv=None) -> int:
         f"Default export (`blazeear-edge export --int8`, {res_exp.manifest['model']['description']}"
         f", built-in calibration images), `blazeear-edge bench --runs {res.runs}`, {res.created}."
         "\n\n" + body)
-    out = Path(args.out)
+    out = Path(args.readme)
+    text = out.read_text(encoding="utf-8")
+    begin, end = "<!-- bench-table:begin -->", "<!-- bench-table:end -->"
+    if begin not in text or end not in text:
+        print(f"{out}: no {begin} ... {end} section to replace", file=sys.stderr)
+        return 2
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(fragment, encoding="utf-8")
+    tmp.write_text(head + begin + "\n" + fragment.rstrip() + "\n" + end + tail, encoding="utf-8")
     os.replace(tmp, out)
     print(fragment)
     print(f"wrote {out}", file=sys.stderr)
