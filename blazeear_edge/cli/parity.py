@@ -32,6 +32,9 @@ def add_arguments(p):
                    help="worst images drawn per int8 runtime (default 8)")
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="the PyTorch checkpoint, when the one named in the manifest moved")
+    p.add_argument("--runtimes", default=None, metavar="LIST",
+                   help="comma-separated subset of fp32_onnx, int8_onnx, fp32_tflite, "
+                        "int8_tflite (default: all the export has; PyTorch is the reference)")
     p.add_argument("--no-c", action="store_true",
                    help="skip building and running the C post-processing on the host")
     p.add_argument("--format", choices=["text", "json"], default="text",
@@ -58,6 +61,8 @@ def run(args) -> int:
                         device_log=args.device_log, draw_dir=args.draw,
                         images_root=args.images_root, weights=args.weights,
                         c_check=not args.no_c, draw_count=args.draw_count,
+                        runtimes=[r.strip() for r in args.runtimes.split(",") if r.strip()]
+                        if args.runtimes else None,
                         progress=lambda m: print(m, file=sys.stderr, flush=True))
     d = report.to_dict()
     if args.json:

@@ -1,0 +1,76 @@
+"""``blazeear-edge evaluate``: COCO mAP of every runtime of an export (or one model file) on
+labelled images (see :mod:`blazeear_edge.evaluate`)."""
+
+from __future__ import annotations
+
+HELP = ("mAP@0.5 and COCO mAP@[.5:.95] per runtime and format (fp32 vs int8, ONNX vs TFLite) "
+        "on a COCO json or BlazeEar CSV, with a precision-recall plot")
+
+
+def add_arguments(p):
+    p.add_argument("target", metavar="MODEL_OR_EXPORT_DIR",
+                   help="an export folder (every runtime) or one model file: .onnx, .tflite, "
+                        "a PyTorch checkpoint, or 'mediapipe'")
+    p.add_argument("--data", required=True, metavar="COCO_JSON|CSV",
+                   help="ground truth: a COCO json or a BlazeEar CSV (image_path,x1,y1,w,h,...)")
+    p.add_argument("--images-root", default=None, metavar="DIR",
+                   help="where the image paths of the json / CSV are relative to (default: its "
+                        "folder, then its images/ sub-folder)")
+    p.add_argument("--runtimes", default=None, metavar="LIST",
+                   help="comma-separated subset of pytorch, fp32_onnx, int8_onnx, fp32_tflite, "
+                        "int8_tflite (default: all the export has)")
+    p.add_argument("--count", type=int, default=None, metavar="N",
+                   help="evaluate the first N images only")
+    p.add_argument("--score-thresh", type=float, default=None, metavar="S",
+                   help="decode threshold (default 0.05: low, so the precision-recall curve "
+                        "is traced; the deployment threshold is in the manifest)")
+    p.add_argument("--category", default=None,
+                   help="COCO category name or id to score (needed when the json has several)")
+    p.add_argument("--anchors", default=None,
+                   help="for a single model file: unit | ear | FILE.npy (default: unit; ear for "
+                        "BatchNorm v2 checkpoints)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="the PyTorch checkpoint of an export, when the one in its manifest moved")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="precision-recall plot (default: <model name>_pr.png in the current "
+                        "folder)")
+    p.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text table (default) or JSON on stdout")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the JSON report here")
+
+
+def run(args) -> int:
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ..evaluate import EVAL_SCORE_THRESH, evaluate
+
+    rts = [r.strip() for r in args.runtimes.split(",") if r.strip()] if args.runtimes else None
+    plot = None
+    if not args.no_plot:
+        plot = args.plot or "__default__"
+    thresh = EVAL_SCORE_THRESH if args.score_thresh is None else args.score_thresh
+    rep = evaluate(args.target, args.data, images_root=args.images_root, runtimes=rts,
+                   score_thresh=thresh, count=args.count, anchors=args.anchors,
+                   category=args.category, weights=args.weights,
+                   plot=None if plot == "__default__" else plot,
+                   progress=lambda m: print(m, file=sys.stderr, flush=True))
+    if plot == "__default__":
+        from ..evaluate import plot_pr
+
+        rep.plot = str(plot_pr(rep, Path(f"{rep.model}_pr.png")))
+    if rep.plot:
+        print(f"wrote {rep.plot}", file=sys.stderr)
+    d = rep.to_dict()
+    if args.json:
+        Path(args.json).write_text(json.dumps(d, indent=1) + "\n")
+    if args.format == "json":
+        json.dump(d, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(rep.format_text())
+    return 1 if any(r.error for r in rep.rows) else 0
