@@ -8,6 +8,25 @@ import numpy as np
 
 from .postprocess import Detections, iou_one_to_many
 
+#: anchors whose reference score reaches this are the ones a decode can keep; int8 SQNR is also
+#: reported over them only (background anchors reach logits of -1000s that int8 saturates, which
+#: dominates a whole-tensor SQNR without changing any detection).
+RELEVANT_SCORE = 0.05
+
+
+def relevant_masks(ref: list, specs) -> list:
+    """Per image, a (896,) bool mask of the anchors whose reference score >= RELEVANT_SCORE."""
+    logit = float(np.log(RELEVANT_SCORE / (1 - RELEVANT_SCORE)))
+    masks = []
+    for r in ref:
+        m = np.zeros(896, bool)
+        for s in specs:
+            if s.kind == "scores":
+                v = np.asarray(r[s.name], np.float32).reshape(-1)
+                m[s.anchor_start:s.anchor_start + s.anchor_count] = v >= logit
+        masks.append(m)
+    return masks
+
 
 def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
     """Signal-to-quantisation-noise ratio in dB: 10 log10(sum ref^2 / sum (ref - test)^2)."""

@@ -40,12 +40,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import BlazeEarError
-from .metrics import MatchStats, match_detections, sqnr_db
+from .metrics import RELEVANT_SCORE, MatchStats, match_detections, relevant_masks, sqnr_db
 from .postprocess import CONCAT_OUTPUTS, SPLIT_OUTPUTS, Detections, OutputSpec, decode_outputs
 
-#: anchors whose reference score reaches this are "relevant" (the same threshold the export's
-#: verification uses): SQNR and the relevant max error are measured over them.
-RELEVANT_SCORE = 0.05
+# RELEVANT_SCORE (metrics): anchors whose reference score reaches it are "relevant" (the same
+# threshold the export's verification uses): SQNR and the relevant max error are measured over them.
 #: display names of the runtimes, in report order
 RUNTIME_LABELS = {
     "pytorch": "PyTorch fp32",
@@ -399,26 +398,13 @@ def _num(v):
 # ---------------------------------------------------------------------------------------------
 # comparisons
 # ---------------------------------------------------------------------------------------------
-def _relevant_masks(ref: list[dict], specs: Sequence[OutputSpec]) -> list[np.ndarray]:
-    logit = float(np.log(RELEVANT_SCORE / (1 - RELEVANT_SCORE)))
-    masks = []
-    for r in ref:
-        m = np.zeros(896, bool)
-        for s in specs:
-            if s.kind == "scores":
-                v = np.asarray(r[s.name], np.float32).reshape(-1)
-                m[s.anchor_start:s.anchor_start + s.anchor_count] = v >= logit
-        masks.append(m)
-    return masks
-
-
 def tensor_stats(ref: list[dict], test: list[dict], ref_specs: Sequence[OutputSpec],
                  test_specs: Sequence[OutputSpec]) -> list[TensorStats]:
     """Per output tensor (in ``ref_specs`` order) errors of ``test`` (dequantised with
     ``test_specs``, matched by name) against ``ref`` (float)."""
     from .postprocess import dequantize
 
-    masks = _relevant_masks(ref, ref_specs)
+    masks = relevant_masks(ref, ref_specs)
     by_name = {s.name: s for s in test_specs}
     missing = [s.name for s in ref_specs if s.name not in by_name]
     if missing:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import BlazeEarError
 from ..manifest import MANIFEST_FILE, SCHEMA, write_json_atomic
+from ..metrics import RELEVANT_SCORE, relevant_masks
 from ..postprocess import CONCAT_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig, OutputSpec
 
 FORMATS = ("onnx", "tflite")
@@ -119,27 +120,12 @@ def _excess(a: list[dict], b: list[dict]) -> float:
     return worst
 
 
-#: anchors whose fp32 score reaches this are the ones the decode can keep; the "relevant" SQNR
-#: is measured over them only (background anchors reach logits of -1000s that int8 saturates,
-#: which dominates a whole-tensor SQNR without changing any detection).
-RELEVANT_SCORE = 0.05
-
-
 def _sqnr(ref: list[dict], test: list[dict], specs) -> tuple[dict, dict]:
     """(whole-tensor SQNR, SQNR over relevant anchors) per output, in dB."""
     from ..metrics import sqnr_db
     from ..postprocess import dequantize
 
-    logit = float(np.log(RELEVANT_SCORE / (1 - RELEVANT_SCORE)))
-    # relevant anchors per image, from the reference's score outputs
-    masks = []
-    for r in ref:
-        m = np.zeros(896, bool)
-        for s in specs:
-            if s.kind == "scores":
-                v = np.asarray(r[s.name], np.float32).reshape(-1)
-                m[s.anchor_start:s.anchor_start + s.anchor_count] = v >= logit
-        masks.append(m)
+    masks = relevant_masks(ref, specs)
     whole, rel = {}, {}
     for s in specs:
         r_all, t_all, r_rel, t_rel = [], [], [], []
