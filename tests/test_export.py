@@ -286,3 +286,49 @@ def test_manifest_records_the_quantisation_choices(default_export):
     for o in m.artifact("int8_tflite")["outputs"]:
         if o["kind"] == "scores":
             assert abs(o["scale"] * 255 - 32) < 0.2
+
+
+def test_export_lints_every_artifact(default_export):
+    """Lint JSON beside each artifact; the int8 TFLite (the one ST compiles) predicts no error and,
+    with the channel-pad rewrite, no hybrid or software epoch."""
+    m = load_manifest(default_export)
+    for key, a in m.artifacts.items():
+        d = json.loads((default_export / f"lint_{key}.json").read_text())
+        assert d["model"] == a["path"] and d["summary"]["errors"] == 0, (key, d["summary"])
+        assert m.data["lint"][key]["errors"] == 0
+    t = m.data["lint"]["int8_tflite"]["epochs"]
+    if m.data["export"]["channel_pad"] != "pad":
+        assert t["hybrid"] == 0 and t["sw"] == 0, t
+
+
+def test_export_strict_fails_on_a_lint_error(tmp_path, monkeypatch):
+    """--strict: an error rule stops the export with exit 1 and nothing written."""
+    import blazeear_edge.lint as lint_mod
+    from blazeear_edge.errors import BlazeEarError
+    from blazeear_edge.export import ExportConfig, export
+
+    real = lint_mod.lint_model
+
+    def with_error(path, *a, **k):
+        rep = real(path, *a, **k)
+        d = rep.to_dict()
+
+        class Fake:
+            mapping = rep.mapping
+            macc = rep.macc
+            weights_bytes = rep.weights_bytes
+
+            def to_dict(self):
+                d["summary"]["errors"] = 1
+                d["findings"].append({"rule": "float16", "severity": "error", "node": "x",
+                                      "op": "Conv", "message": "m", "hint": "h", "source": "s"})
+                return d
+        return Fake()
+
+    monkeypatch.setattr(lint_mod, "lint_model", with_error)
+    out = tmp_path / "o"
+    with pytest.raises(BlazeEarError) as ei:
+        export(ExportConfig(formats=("onnx",), out=str(out), progress=False, strict=True,
+                            channel_pad="concat"))
+    assert ei.value.exit_code == 1 and "float16" in str(ei.value)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

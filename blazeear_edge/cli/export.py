@@ -41,6 +41,8 @@ def add_arguments(p):
     p.add_argument("--iou-thresh", type=float, default=0.3, help="NMS IoU threshold to record")
     p.add_argument("--nms", default="weighted", choices=["weighted", "hard"])
     p.add_argument("--out", default=None, help="output folder (default exports/<model name>)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 1, nothing written) when the linter finds an error")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -60,7 +62,7 @@ def run(args) -> int:
                        outputs=args.outputs, channel_pad=args.channel_pad,
                        input_type=args.input_type, opset=args.opset, out=args.out,
                        score_thresh=args.score_thresh, iou_thresh=args.iou_thresh,
-                       nms=args.nms, progress=not args.quiet)
+                       nms=args.nms, progress=not args.quiet, strict=args.strict)
     res = export(cfg)
     print(format_summary(res))
     return 0

@@ -60,6 +60,7 @@ class ExportConfig:
     iou_thresh: float = 0.3  #: NMS IoU threshold recorded in the manifest
     nms: str = "weighted"  #: weighted (MediaPipe) | hard
     progress: bool = True  #: progress bars and step lines on stderr
+    strict: bool = False  #: fail (nothing written) when the linter finds an error in an artifact
 
 
 @dataclass
@@ -468,6 +469,11 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
 
     # -- lint ----------------------------------------------------------------------------------
     lint_summary = _lint_all(root, artifacts, step)
+    if cfg.strict and lint_summary:
+        bad = {k: v["rules"] for k, v in lint_summary.items() if v["errors"]}
+        if bad:
+            raise BlazeEarError("--strict: the linter found errors: " + "; ".join(
+                f"{k}: {', '.join(v)}" for k, v in bad.items()), exit_code=1)
 
     # -- side files ----------------------------------------------------------------------------
     np.save(root / "anchors.npy", anchors.table)
@@ -607,9 +613,12 @@ def _lint_all(root: Path, artifacts: dict, step) -> dict | None:
     for k, a in artifacts.items():
         rep = lint_model(root / a["path"])
         d = rep.to_dict()
+        d["model"] = a["path"]  # relative: the folder may move
+        write_json_atomic(root / f"lint_{k}.json", d)
         s = d["summary"]
         verdict = "errors" if s["errors"] else ("warnings" if s["warnings"] else "clean")
-        out[k] = {"verdict": verdict, "errors": s["errors"], "warnings": s["warnings"],
+        out[k] = {"verdict": verdict, "file": f"lint_{k}.json", "errors": s["errors"],
+                  "warnings": s["warnings"],
                   "epochs": d.get("mapping", {}).get("epochs"), "macc": d.get("macc"),
                   "rules": sorted({f["rule"] for f in d["findings"]
                                    if f["severity"] in ("error", "warning")})}
