@@ -322,7 +322,8 @@ def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfi
     if len(outputs) != len(specs):
         raise ValueError(f"expected {len(specs)} outputs, got {len(outputs)}")
     sc, rg, r_zp, r_scale = _plan(specs)
-    parts = [dequantize(outputs[i], specs[i].scale, specs[i].zero_point).reshape(-1)
+    parts = [outputs[i].reshape(-1) if getattr(outputs[i], "dtype", None) == np.float32
+             else dequantize(outputs[i], specs[i].scale, specs[i].zero_point).reshape(-1)
              for i in sc]
     logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if logits.shape[0] != NUM_ANCHORS:
@@ -342,41 +343,85 @@ _F = np.float32
 _HALF = _F(0.5)
 
 
+def _sigmoid32(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))).astype(np.float32)
+
+
+_BOUNDS: dict = {}
+
+
+def logit_bound(score_thresh: float, clip: float = 100.0) -> float:
+    """The smallest float32 logit whose score (this module's sigmoid, after the clip) is
+    >= ``score_thresh``: ``logits >= bound`` selects exactly the anchors the score test keeps.
+
+    Found by bisection over the float32 values (the rounded sigmoid is monotonic); cached.
+    """
+    key = (float(score_thresh), float(clip))
+    if key in _BOUNDS:
+        return _BOUNDS[key]
+    t = _F(score_thresh)
+    lo_v, hi_v = _F(-clip), _F(clip)
+
+    def ok(v):
+        return bool(_sigmoid32(np.clip(np.float32(v), -clip, clip)) >= t)
+
+    if ok(lo_v):
+        bound = -np.inf  # every logit passes (the clip maps anything lower to -clip)
+    elif not ok(hi_v):
+        bound = np.inf  # nothing can pass
+    else:
+        # bisection on the ordered int32 view of float32 values
+        def key_of(v):
+            i = int(np.float32(v).view(np.int32))
+            return i if i >= 0 else -(i & 0x7FFFFFFF)
+
+        def val_of(k):
+            i = k if k >= 0 else (-k) | -0x80000000
+            return np.int32(i).view(np.float32)
+
+        a, b = key_of(lo_v), key_of(hi_v)  # ok(a) False, ok(b) True
+        while b - a > 1:
+            m = (a + b) // 2
+            if ok(val_of(m)):
+                b = m
+            else:
+                a = m
+        bound = float(val_of(b))
+    if len(_BOUNDS) < 256:
+        _BOUNDS[key] = bound
+    return bound
+
+
 def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeConfig,
                  letterbox) -> Detections:
     """The same arithmetic as :func:`decode_boxes` + :func:`nms`, with few NumPy calls.
 
-    Anchors are pre-selected in the logit domain a hair below the exact bound (a superset), then
-    the exact ``score >= thresh`` test runs on the sigmoid; results are bit-identical to the
-    step-by-step reference functions above (tests check it).
+    ``logits >= logit_bound(thresh)`` selects exactly the anchors whose score passes, so the
+    sigmoid runs on the survivors only (as ST's C post-processing does in the int8 domain); the
+    results are bit-identical to the step-by-step reference functions above (tests check it).
     """
-    t = float(cfg.score_thresh)
     clip = float(cfg.score_clip)
-    lo = np.log(t / (1.0 - t)) - 1e-3 if 0.0 < t < 1.0 else (-np.inf if t <= 0 else np.inf)
-    cand = np.flatnonzero(logits >= lo)
+    cand = np.flatnonzero(logits >= logit_bound(cfg.score_thresh, clip))
     if not cand.size:
         return Detections()
     x = logits[cand]
-    x = np.minimum(x, _F(clip)) if lo > -clip else np.clip(x, _F(-clip), _F(clip))
-    s = (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
-    sel = s >= _F(t)
-    if not sel.all():
-        cand = cand[sel]
-        s = s[sel]
-        if not cand.size:
-            return Detections()
+    if clip < 17.5:  # above ~17.3 the float32 sigmoid is 1.0 anyway: the upper clip is moot
+        x = np.minimum(x, _F(clip))
+    s = _sigmoid32(x)
     r = gather(cand).reshape(-1, 8, 2)  # row 0: centre offset, 1: size, 2..7: keypoints
-    a = np.asarray(anchors, np.float32)[cand]
+    a = (anchors if anchors.dtype == np.float32 else anchors.astype(np.float32))[cand]
     if cfg.x_scale != cfg.y_scale or cfg.w_scale != cfg.x_scale or cfg.h_scale != cfg.y_scale:
         boxes, kps = decode_boxes(r.reshape(-1, 16), a, cfg)  # general (rare) scales
         c = np.concatenate([boxes, kps.reshape(-1, 12)], axis=1)
+        pts = c.reshape(-1, 8, 2)
     else:
-        pts = r / _F(cfg.x_scale) * a[:, None, 2:4] + a[:, None, 0:2]
-        hw = r[:, 1] / _F(cfg.w_scale) * a[:, 2:4] * _HALF
+        q = r / _F(cfg.x_scale) * a[:, None, 2:4]  # raw / 128 * anchor size, every row
+        pts = q + a[:, None, 0:2]  # row 0: centre; rows 2..7: keypoints
+        hw = q[:, 1] * _HALF  # half width / height
         pts[:, 1] = pts[:, 0] + hw
         pts[:, 0] -= hw
         c = pts.reshape(-1, 16)
-    ok = (c[:, 2] >= c[:, 0]) & (c[:, 3] >= c[:, 1])
+    ok = (pts[:, 1] >= pts[:, 0]).all(axis=1)
     if not np.isfinite(c.sum()):  # one reduction; the exact NaN test only when needed
         ok &= ~np.isnan(c).any(axis=1)
     if not ok.all():
