@@ -468,3 +468,22 @@ def test_decode_boxes_is_elementwise_float32(raw_cases):
         w = regs[i, 2] / S * anchors[i, 2]
         assert boxes[i, 0] == xc - w * f32(0.5) and boxes[i, 2] == xc + w * f32(0.5)
         assert kps[i, 5, 1] == regs[i, 15] / S * anchors[i, 3] + anchors[i, 1]
+
+
+@pytest.mark.parametrize("thresh", [0.05, 0.3, 0.5, 0.75, 0.9999, 1e-7])
+def test_logit_bound_selects_exactly_the_anchors_the_score_test_keeps(thresh):
+    """Every float32 logit around the bound (and a wide random sweep): logits >= bound exactly
+    when the float32 score computed as documented is >= thresh."""
+    from blazeear_edge.postprocess import logit_bound, sigmoid_scores
+
+    b = np.float32(logit_bound(thresh))
+    near = [b]
+    lo = hi = b
+    for _ in range(200):
+        lo = np.nextafter(lo, np.float32(-np.inf))
+        hi = np.nextafter(hi, np.float32(np.inf))
+        near += [lo, hi]
+    x = np.concatenate([np.array(near, np.float32),
+                        np.random.default_rng(0).uniform(-30, 30, 20000).astype(np.float32)])
+    keep = sigmoid_scores(x) >= np.float32(thresh)
+    np.testing.assert_array_equal(x >= b, keep)
