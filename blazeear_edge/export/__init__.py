@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import BlazeEarError
 from ..manifest import MANIFEST_FILE, SCHEMA, write_json_atomic
-from ..metrics import RELEVANT_SCORE, relevant_masks
+from ..metrics import RELEVANT_SCORE
 from ..postprocess import CONCAT_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig, OutputSpec
 
 FORMATS = ("onnx", "tflite")
@@ -121,26 +121,14 @@ def _excess(a: list[dict], b: list[dict]) -> float:
     return worst
 
 
-def _sqnr(ref: list[dict], test: list[dict], specs) -> tuple[dict, dict]:
-    """(whole-tensor SQNR, SQNR over relevant anchors) per output, in dB."""
-    from ..metrics import sqnr_db
-    from ..postprocess import dequantize
+def _sqnr(ref: list[dict], test: list[dict], ref_specs, test_specs=None) -> tuple[dict, dict]:
+    """(whole-tensor SQNR, SQNR over relevant anchors) per output, in dB (parity's statistics)."""
+    from ..parity import tensor_stats
 
-    masks = relevant_masks(ref, specs)
-    whole, rel = {}, {}
-    for s in specs:
-        r_all, t_all, r_rel, t_rel = [], [], [], []
-        for r, t, m in zip(ref, test, masks):
-            rv = np.asarray(r[s.name], np.float32).reshape(s.anchor_count, -1)
-            tv = dequantize(t[s.name], s.scale, s.zero_point).reshape(s.anchor_count, -1)
-            r_all.append(rv.reshape(-1))
-            t_all.append(tv.reshape(-1))
-            sel = m[s.anchor_start:s.anchor_start + s.anchor_count]
-            r_rel.append(rv[sel].reshape(-1))
-            t_rel.append(tv[sel].reshape(-1))
-        whole[s.name] = round(sqnr_db(np.concatenate(r_all), np.concatenate(t_all)), 2)
-        rr = np.concatenate(r_rel)
-        rel[s.name] = round(sqnr_db(rr, np.concatenate(t_rel)), 2) if rr.size else None
+    stats = tensor_stats(ref, test, ref_specs, test_specs or ref_specs)
+    whole = {t.name: round(t.sqnr_db, 2) for t in stats}
+    rel = {t.name: None if t.sqnr_db_relevant is None else round(t.sqnr_db_relevant, 2)
+           for t in stats}
     return whole, rel
 
 
@@ -452,7 +440,7 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
                                                        inp["dtype"])
             t_specs = [OutputSpec.from_dict(o) for o in outs]
             q_out = run_tflite(int8_tfl, verify.nhwc, t_specs)
-            sq_all, sq = _sqnr(ref, q_out, t_specs)
+            sq_all, sq = _sqnr(ref, q_out, specs, t_specs)
             det = _detection_parity(ref, q_out, specs, t_specs, anchors.table, decode_cfg)
             artifacts["int8_tflite"] = _artifact(
                 int8_tfl, "tflite", "int8", inp, outs,
