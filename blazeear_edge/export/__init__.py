@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._native import quiet_native_output
 from ..errors import BlazeEarError
 from ..manifest import MANIFEST_FILE, SCHEMA, write_json_atomic
 from ..metrics import RELEVANT_SCORE
@@ -406,7 +407,8 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
             # onnx2tf rewrites its input file in place (onnxsim): hand it a copy
             src = Path(td) / fp32_onnx.name
             shutil.copyfile(fp32_onnx, src)
-            saved, f32 = onnx_to_tflite(src, Path(td) / "tf", calib.nhwc)
+            with quiet_native_output(not getattr(cfg, "verbose", False)):
+                saved, f32 = onnx_to_tflite(src, Path(td) / "tf", calib.nhwc)
             fp32_tfl = root / f"{name}_fp32.tflite"
             shutil.copyfile(f32, fp32_tfl)
             tfl_out = run_tflite(fp32_tfl, verify.nhwc, specs)
@@ -428,9 +430,11 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
                 step(f"quantising TFLite (full-integer, per-channel, input {cfg.input_type}, "
                      f"int8 outputs, {len(calib)} images) ...")
                 clip = cfg.graph_score_clip
-                blob = quantize_tflite(saved, calib.nhwc, cfg.input_type,
-                                       "movavg" if cfg.calib_method == "movavg" else "minmax",
-                                       score_range=(-clip, clip) if clip else None)
+                with quiet_native_output():
+                    blob = quantize_tflite(saved, calib.nhwc, cfg.input_type,
+                                           "movavg" if cfg.calib_method == "movavg"
+                                           else "minmax",
+                                           score_range=(-clip, clip) if clip else None)
                 int8_tfl = root / f"{name}_int8.tflite"
                 int8_tfl.write_bytes(blob)
         if cfg.int8:
@@ -624,6 +628,7 @@ def format_summary(res: ExportResult) -> str:
     lines.append("")
     lines.append(f"written to {res.out_dir}/ (manifest.json, anchors.npy"
                  + (", calib.npz, quant_report.json" if res.manifest.get("calibration") else "")
+                 + (", lint_*.json" if res.manifest.get("lint") else "")
                  + f") in {res.seconds:.1f} s")
     for wmsg in res.warnings:
         lines.append(f"warning: {wmsg}")
