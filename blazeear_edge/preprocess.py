@@ -7,7 +7,7 @@ This is MediaPipe's pre-processing: the border is black (0 in uint8, -1 after ``
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 

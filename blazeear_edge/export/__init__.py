@@ -224,14 +224,8 @@ def _tflite_io(path: Path, specs) -> tuple[dict, list[dict]]:
 def export(cfg: ExportConfig) -> ExportResult:
     """Run the whole export; see the module docstring."""
     from ..anchors import resolve_anchors
-    from ..calib_data import build_calibration, load_images, resolve_source, save_npz
-    from ..model import count_parameters
-    from ..quantize import (CALIBRATION_METHODS, INPUT_TYPES, activation_sqnr,
-                            onnx_output_quantization, quantize_onnx, quantize_tflite)
-    from ..runtimes import onnx_session, run_onnx, run_tflite, run_torch
+    from ..quantize import CALIBRATION_METHODS, INPUT_TYPES
     from ..weights import load_model
-    from .onnx_export import INPUT_NAME, export_onnx, op_counts
-    from .tflite_export import onnx_to_tflite
 
     step = _Steps(cfg.progress)
     formats = tuple(cfg.formats)
@@ -290,7 +284,7 @@ def export(cfg: ExportConfig) -> ExportResult:
 
 def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step, warns,
                  formats, reference) -> ExportResult:
-    from ..calib_data import build_calibration, load_images, resolve_source, save_npz
+    from ..calib_data import build_calibration, save_npz
     from ..model import count_parameters
     from ..quantize import (activation_sqnr, onnx_output_quantization, quantize_onnx,
                             quantize_tflite)
