@@ -29,7 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from .errors import BlazeEarError
-from .postprocess import CONCAT_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig, Detections, OutputSpec
+from .postprocess import (CONCAT_OUTPUTS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig,
+                          Detections, OutputSpec)
 
 #: default decode threshold for evaluation (the deployment threshold, 0.5, would cut the
 #: precision-recall curve short); --score-thresh changes it.
@@ -209,7 +210,7 @@ def to_coco_dets(det: Detections, image_id, width: int, height: int) -> list[dic
 def _specs_for(outputs: Sequence[tuple]) -> list[OutputSpec]:
     """(name, shape, dtype, scale, zero point) per model output -> OutputSpec, matched to the
     split or concat layout by shape."""
-    templates = list(SPLIT_OUTPUTS) + list(CONCAT_OUTPUTS)
+    templates = list(SPLIT_OUTPUTS) + list(CONCAT_OUTPUTS) + list(SPLIT_MAP_OUTPUTS)
     specs = []
     for name, shape, dtype, scale, zp in outputs:
         hits = [t for t in templates if tuple(t.shape) == tuple(shape)]
@@ -218,7 +219,7 @@ def _specs_for(outputs: Sequence[tuple]) -> list[OutputSpec]:
                                 f"BlazeFace head shapes")
         t = hits[0]
         specs.append(OutputSpec(name, t.kind, t.anchor_start, t.anchor_count, dtype,
-                                scale, zp, list(t.shape)))
+                                scale, zp, list(t.shape), t.layout, t.anchors_per_cell))
     return specs
 
 

@@ -202,6 +202,19 @@ class MediaPipeLayout(nn.Module):
         return to_mediapipe_layout(self.model(x))
 
 
+class HeadMaps(nn.Module):
+    """Wraps a BlazeEar so it returns the four raw NCHW head maps, (1,32,16,16), (1,2,16,16),
+    (1,96,8,8), (1,6,8,8): no Transpose or Reshape after the last convolutions (the ONNX export;
+    the decode reorders them, see ``postprocess.to_anchor_major``)."""
+
+    def __init__(self, model: BlazeEar):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.feature_maps(x)
+
+
 def to_mediapipe_layout(outputs):
     """Join the four head outputs into (N, 896, 16) regressors and (N, 896, 1) scores.
 

@@ -70,7 +70,9 @@ class DecodeConfig:
 class OutputSpec:
     """One network output tensor: which anchors it covers, what it holds, how it is quantised.
 
-    ``layout`` is ``"anchors"`` for (1, count, C) tensors (C = 16 or 1).  ``dtype`` is
+    ``layout`` is ``"anchors"`` for (1, count, C) tensors (C = 16 or 1), or ``"nchw"`` for a head's
+    raw convolution map (1, A * C, H, W) with ``anchors_per_cell`` = A (the ONNX export: no
+    Transpose in the graph; :func:`to_anchor_major` reorders it). ``dtype`` is
     ``float32`` or ``int8``/``uint8`` with ``scale`` and ``zero_point``.
     """
 
@@ -83,6 +85,7 @@ class OutputSpec:
     zero_point: int = 0
     shape: Sequence[int] = ()
     layout: str = "anchors"
+    anchors_per_cell: int = 0
 
     @classmethod
     def from_dict(cls, d: dict) -> "OutputSpec":
@@ -101,6 +104,17 @@ SPLIT_OUTPUTS = (
     OutputSpec("scores_16x16", "scores", 0, 512, shape=(1, 512, 1)),
     OutputSpec("regressors_8x8", "regressors", 512, 384, shape=(1, 384, 16)),
     OutputSpec("scores_8x8", "scores", 512, 384, shape=(1, 384, 1)),
+)
+#: The four split outputs as raw NCHW head maps (the ONNX export's layout).
+SPLIT_MAP_OUTPUTS = (
+    OutputSpec("regressors_16x16", "regressors", 0, 512, shape=(1, 32, 16, 16), layout="nchw",
+               anchors_per_cell=2),
+    OutputSpec("scores_16x16", "scores", 0, 512, shape=(1, 2, 16, 16), layout="nchw",
+               anchors_per_cell=2),
+    OutputSpec("regressors_8x8", "regressors", 512, 384, shape=(1, 96, 8, 8), layout="nchw",
+               anchors_per_cell=6),
+    OutputSpec("scores_8x8", "scores", 512, 384, shape=(1, 6, 8, 8), layout="nchw",
+               anchors_per_cell=6),
 )
 #: MediaPipe's two concatenated outputs.
 CONCAT_OUTPUTS = (
@@ -132,6 +146,26 @@ class Detections:
                 for s, b, k in zip(self.scores, self.boxes, self.keypoints)]
 
 
+def to_anchor_major(arr: np.ndarray, spec: OutputSpec) -> np.ndarray:
+    """A head output in the spec's layout -> (1, anchor_count, C) in anchor order.
+
+    An NCHW map (1, A * C, H, W) holds value ``k`` of anchor ``a`` at cell ``(row, col)`` in
+    channel ``a * C + k``; anchor index = (row * W + col) * A + a. A 4-D array is taken as such a
+    map even when the spec says ``anchors`` (any ONNX model whose heads end in a convolution).
+    """
+    arr = np.asarray(arr)
+    if arr.ndim != 4:
+        return arr
+    c = NUM_COORDS if spec.kind == "regressors" else 1
+    n, ch, h, w = arr.shape
+    a = ch // c
+    if n != 1 or a * c != ch or h * w * a != spec.anchor_count:
+        raise ValueError(f"output {spec.name}: map of shape {arr.shape} does not hold "
+                         f"{spec.anchor_count} anchors x {c} values")
+    return np.ascontiguousarray(arr.reshape(a, c, h, w).transpose(2, 3, 0, 1)).reshape(
+        1, h * w * a, c)
+
+
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """``(float)(q - zp) * scale`` in float32 (the order the C harness uses)."""
     q = np.asarray(q)
@@ -152,6 +186,7 @@ def join_outputs(outputs, specs: Sequence[OutputSpec] = SPLIT_OUTPUTS):
         outputs = [outputs[s.name] for s in specs]
     if len(outputs) != len(specs):
         raise ValueError(f"expected {len(specs)} outputs, got {len(outputs)}")
+    outputs = [to_anchor_major(a, x) for a, x in zip(outputs, specs)]
     regs = np.zeros((NUM_ANCHORS, NUM_COORDS), np.float32)
     logits = np.zeros((NUM_ANCHORS,), np.float32)
     seen_r = np.zeros(NUM_ANCHORS, bool)
@@ -321,6 +356,8 @@ def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfi
         outputs = [outputs[x.name] for x in specs]
     if len(outputs) != len(specs):
         raise ValueError(f"expected {len(specs)} outputs, got {len(outputs)}")
+    if any(getattr(a, "ndim", 0) == 4 for a in outputs):
+        outputs = [to_anchor_major(a, x) for a, x in zip(outputs, specs)]
     sc, rg, r_zp, r_scale = _plan(specs)
     parts = [outputs[i].reshape(-1) if getattr(outputs[i], "dtype", None) == np.float32
              else dequantize(outputs[i], specs[i].scale, specs[i].zero_point).reshape(-1)

@@ -1,7 +1,9 @@
 """Run one pre-processed batch through PyTorch, ONNX Runtime or the TFLite interpreter.
 
 Every runner returns, per image, the raw outputs as a dict ``{output name: array}`` using the
-names of the manifest's output specs, so the same NumPy decode reads all of them. TFLite output
+names of the manifest's output specs, in anchor order (1, count, C): ONNX head maps
+(1, A * C, H, W) are reordered with :func:`~blazeear_edge.postprocess.to_anchor_major`, so the
+same NumPy decode, statistics and C harness read every runtime alike. TFLite output
 tensors are matched to the specs by shape (the four head shapes are distinct) when names differ.
 Integer inputs are quantised with the model's own input scale and zero point.
 """
@@ -14,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import BlazeEarError
-from .postprocess import OutputSpec
+from .postprocess import OutputSpec, to_anchor_major
 
 
 def _quantize_input(x: np.ndarray, dtype, scale: float, zp: int) -> np.ndarray:
@@ -53,14 +55,16 @@ def run_onnx(path_or_session, nchw: np.ndarray, specs: Sequence[OutputSpec]) -> 
         sess = onnx_session(sess)
     inp = sess.get_inputs()[0].name
     names = [o.name for o in sess.get_outputs()]
-    by_name = {s.name for s in specs}
-    if not set(names) >= by_name:
+    by_name = {s.name: s for s in specs}
+    if not set(names) >= set(by_name):
         raise BlazeEarError(f"ONNX model outputs {names} do not match the manifest's "
                             f"{sorted(by_name)}")
     out = []
     for i in range(len(nchw)):
         res = sess.run(None, {inp: np.ascontiguousarray(nchw[i:i + 1], dtype=np.float32)})
-        out.append({n: r for n, r in zip(names, res) if n in by_name})
+        # head maps (1, A*C, H, W) come back in anchor order (1, count, C), as from TFLite
+        out.append({n: to_anchor_major(r, by_name[n]) for n, r in zip(names, res)
+                    if n in by_name})
     return out
 
 

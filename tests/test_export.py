@@ -295,9 +295,25 @@ def test_export_lints_every_artifact(default_export):
         d = json.loads((default_export / f"lint_{key}.json").read_text())
         assert d["model"] == a["path"] and d["summary"]["errors"] == 0, (key, d["summary"])
         assert m.data["lint"][key]["errors"] == 0
-    t = m.data["lint"]["int8_tflite"]["epochs"]
     if m.data["export"]["channel_pad"] != "pad":
-        assert t["hybrid"] == 0 and t["sw"] == 0, t
+        for key in ("int8_tflite", "int8_onnx"):
+            t = m.data["lint"][key]["epochs"]
+            assert t["hybrid"] == 0 and t["sw"] == 0, (key, t)
+
+
+def test_onnx_heads_are_raw_maps_without_transpose(default_export):
+    import onnx
+
+    m = load_manifest(default_export)
+    assert m.data["export"]["onnx_layout"] == "nchw"
+    for key in ("fp32_onnx", "int8_onnx"):
+        g = onnx.load(str(m.artifact_path(key))).graph
+        assert not {n.op_type for n in g.node} & {"Transpose", "Reshape"}, key
+        shapes = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in g.output}
+        assert shapes == {"regressors_16x16": [1, 32, 16, 16], "scores_16x16": [1, 2, 16, 16],
+                          "regressors_8x8": [1, 96, 8, 8], "scores_8x8": [1, 6, 8, 8]}
+        for o in m.artifact(key)["outputs"]:
+            assert o["layout"] == "nchw" and o["anchors_per_cell"] in (2, 6)
 
 
 def test_export_strict_fails_on_a_lint_error(tmp_path, monkeypatch):

@@ -487,3 +487,25 @@ def test_logit_bound_selects_exactly_the_anchors_the_score_test_keeps(thresh):
                         np.random.default_rng(0).uniform(-30, 30, 20000).astype(np.float32)])
     keep = sigmoid_scores(x) >= np.float32(thresh)
     np.testing.assert_array_equal(x >= b, keep)
+
+
+def test_nchw_head_maps_reorder_to_the_models_anchor_order(astronaut):
+    """The ONNX export's raw head maps, reordered, equal the model's own (1, anchors, C) outputs,
+    and decode to the same detections."""
+    from blazeear_edge.postprocess import SPLIT_MAP_OUTPUTS, decode_outputs, to_anchor_major
+    from blazeear_edge.weights import load_model
+
+    model = load_model()
+    x, _ = preprocess(astronaut)
+    with torch.no_grad():
+        maps = [m.numpy() for m in model.feature_maps(torch.from_numpy(x))]
+        flat = [o.numpy() for o in model(torch.from_numpy(x))]
+    for m, f, spec in zip(maps, flat, SPLIT_MAP_OUTPUTS):
+        assert tuple(m.shape) == tuple(spec.shape)
+        np.testing.assert_array_equal(to_anchor_major(m, spec), f)
+    a = ssd_anchors()
+    d1 = decode_outputs(maps, a, DecodeConfig(), SPLIT_MAP_OUTPUTS)
+    d2 = decode_outputs(flat, a, DecodeConfig(), SPLIT_OUTPUTS)
+    assert len(d1) == 1
+    np.testing.assert_array_equal(d1.boxes, d2.boxes)
+    np.testing.assert_array_equal(d1.scores, d2.scores)

@@ -31,6 +31,9 @@ def add_arguments(p):
     p.add_argument("--formats", default="onnx,tflite", help="comma list of onnx, tflite")
     p.add_argument("--outputs", default="split", choices=["split", "concat"],
                    help="split: 4 head outputs (default, better int8); concat: MediaPipe's 2")
+    p.add_argument("--onnx-layout", default="nchw", choices=["nchw", "anchors"],
+                   help="ONNX split outputs: nchw = the raw head maps, no Transpose in the graph "
+                        "(default, NPU-friendly); anchors = (1, anchors, C) like TFLite")
     p.add_argument("--channel-pad", default="auto", choices=["auto", "pad", "concat", "conv"],
                    help="skip-path channel widening: auto (cheapest per the linter), pad, "
                         "concat (zeros) or conv (1x1 identity)")
@@ -59,7 +62,8 @@ def run(args) -> int:
                        graph_score_clip=args.score_clip or None,
                        equalize=not args.no_equalize, crop_boxes=args.crop_boxes,
                        images_root=args.images_root, seed=args.seed, formats=formats,
-                       outputs=args.outputs, channel_pad=args.channel_pad,
+                       outputs=args.outputs, onnx_layout=args.onnx_layout,
+                       channel_pad=args.channel_pad,
                        input_type=args.input_type, opset=args.opset, out=args.out,
                        score_thresh=args.score_thresh, iou_thresh=args.iou_thresh,
                        nms=args.nms, progress=not args.quiet, strict=args.strict)

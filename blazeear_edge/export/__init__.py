@@ -24,7 +24,8 @@ from .._native import quiet_native_output
 from ..errors import BlazeEarError
 from ..manifest import MANIFEST_FILE, SCHEMA, write_json_atomic
 from ..metrics import RELEVANT_SCORE
-from ..postprocess import CONCAT_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig, OutputSpec
+from ..postprocess import (CONCAT_OUTPUTS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig,
+                           OutputSpec)
 
 FORMATS = ("onnx", "tflite")
 #: fp32 outputs must match their reference within FP32_TOLERANCE, scaled up for an image whose
@@ -52,6 +53,7 @@ class ExportConfig:
     seed: int = 0  #: sampling seed (deterministic calibration)
     formats: tuple = FORMATS  #: any of onnx, tflite
     outputs: str = "split"  #: split (4 head outputs, default) | concat (MediaPipe's 2)
+    onnx_layout: str = "nchw"  #: ONNX split outputs: nchw (raw head maps, no Transpose) | anchors
     channel_pad: str = "auto"  #: auto | pad | concat | conv (skip-path channel widening)
     input_type: str = "float32"  #: int8 TFLite input: float32 | uint8 | int8
     opset: int = 17  #: ONNX opset (ST supports 7..20)
@@ -148,7 +150,8 @@ def _detection_parity(ref: list[dict], test: list[dict], ref_specs, test_specs, 
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in d.items()}
 
 
-def choose_channel_pad(model, opset: int, outputs: str) -> tuple[str, dict]:
+def choose_channel_pad(model, opset: int, outputs: str,
+                       layout: str = "anchors") -> tuple[str, dict]:
     """Lint every channel-padding rewrite and keep the one with the lowest predicted cost."""
     from .onnx_export import export_onnx
 
@@ -158,7 +161,8 @@ def choose_channel_pad(model, opset: int, outputs: str) -> tuple[str, dict]:
         return "concat", {"reason": "linter unavailable; concat is hardware-mapped per ST docs"}
     costs = {}
     for mode in ("pad", "concat", "conv"):
-        m = export_onnx(model, None, opset=opset, outputs=outputs, channel_pad=mode)
+        m = export_onnx(model, None, opset=opset, outputs=outputs, channel_pad=mode,
+                        layout=layout)
         rep = lint_model(m, assume_int8=True)  # as it will be once quantised
         mapping = rep.mapping
         get = (lambda k: mapping.get(k)) if isinstance(mapping, dict) else (
@@ -295,6 +299,8 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
     decode_cfg = DecodeConfig(score_thresh=cfg.score_thresh, iou_thresh=cfg.iou_thresh,
                               nms=cfg.nms)
     specs = SPLIT_OUTPUTS if cfg.outputs == "split" else CONCAT_OUTPUTS
+    onnx_layout = cfg.onnx_layout if cfg.outputs == "split" else "anchors"
+    onnx_specs = SPLIT_MAP_OUTPUTS if onnx_layout == "nchw" else specs
     need_tflite = "tflite" in formats
 
     # -- images: calibration + held-out verification ----------------------------------------
@@ -315,7 +321,7 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
     # -- ONNX fp32 -----------------------------------------------------------------------------
     pad_mode, pad_choice = cfg.channel_pad, {"reason": "requested"}
     if pad_mode == "auto":
-        pad_mode, pad_choice = choose_channel_pad(model, cfg.opset, cfg.outputs)
+        pad_mode, pad_choice = choose_channel_pad(model, cfg.opset, cfg.outputs, onnx_layout)
         pred = pad_choice.get("predicted")
         if pred:
             base = pred["pad"]
@@ -332,11 +338,11 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
             step(f"channel padding: '{pad_mode}' ({pad_choice['reason']})")
     fp32_onnx = root / f"{name}_fp32.onnx"
     m = export_onnx(model, fp32_onnx, opset=cfg.opset, outputs=cfg.outputs,
-                    channel_pad=pad_mode)
+                    channel_pad=pad_mode, layout=onnx_layout)
     torch_model = _torch_reference(reference, cfg.outputs)
     ref = run_torch(torch_model, verify.nchw, specs)
     sess = onnx_session(fp32_onnx)
-    onnx_fp32_out = run_onnx(sess, verify.nchw, specs)
+    onnx_fp32_out = run_onnx(sess, verify.nchw, onnx_specs)  # anchor order, whatever the layout
     err = _max_abs(ref, onnx_fp32_out)
     worst = max(err.values())
     step(f"ONNX fp32: {len(m.graph.node)} nodes {op_counts(m)}; max |ORT - PyTorch| = "
@@ -349,7 +355,7 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
     artifacts["fp32_onnx"] = _artifact(
         fp32_onnx, "onnx", "fp32",
         {"name": INPUT_NAME, "shape": [1, 3, 128, 128], "layout": "NCHW", "dtype": "float32"},
-        [s.to_dict() for s in specs],
+        [s.to_dict() for s in onnx_specs],
         {"reference": "pytorch", "max_abs_err": err, "max_scaled_err": err_scaled,
          "tolerance": FP32_TOLERANCE,
          "reference_magnitude": FP32_REF_MAGNITUDE,
@@ -368,11 +374,11 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
                       fixed_output_ranges={s.name: (-clip, clip) for s in specs
                                            if s.kind == "scores"} if clip else None)
         oq = onnx_output_quantization(int8_onnx)
-        q_out = run_onnx(int8_onnx, verify.nchw, specs)
+        q_out = run_onnx(int8_onnx, verify.nchw, onnx_specs)
         sq_all, sq = _sqnr(ref, q_out, specs)
         det = _detection_parity(ref, q_out, specs, specs, anchors.table, decode_cfg)
         outs = []
-        for s in specs:
+        for s in onnx_specs:
             d = s.to_dict()
             if s.name in oq:
                 d["quantization"] = {"scale": oq[s.name][0], "zero_point": oq[s.name][1],
@@ -398,9 +404,14 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
     if need_tflite:
         step("converting to TFLite with onnx2tf (offline, our calibration images) ...")
         with tempfile.TemporaryDirectory(dir=root) as td:
-            # onnx2tf rewrites its input file in place (onnxsim): hand it a copy
+            # onnx2tf rewrites its input file in place (onnxsim): hand it a copy, in the
+            # anchor layout (NHWC heads reshape to anchor order with no transpose in TFLite)
             src = Path(td) / fp32_onnx.name
-            shutil.copyfile(fp32_onnx, src)
+            if onnx_layout == "anchors":
+                shutil.copyfile(fp32_onnx, src)
+            else:
+                export_onnx(model, src, opset=cfg.opset, outputs=cfg.outputs,
+                            channel_pad=pad_mode, layout="anchors")
             with quiet_native_output(not getattr(cfg, "verbose", False)):
                 saved, f32 = onnx_to_tflite(src, Path(td) / "tf", calib.nhwc)
             fp32_tfl = root / f"{name}_fp32.tflite"
@@ -496,7 +507,7 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
                     "columns": ["x_center", "y_center", "w", "h"]},
         "decode": decode_cfg.to_dict(),
         "calibration": calib_info,
-        "export": {"outputs": cfg.outputs, "channel_pad": pad_mode,
+        "export": {"outputs": cfg.outputs, "onnx_layout": onnx_layout, "channel_pad": pad_mode,
                    "score_clip_in_graph": cfg.graph_score_clip,
                    "equalization": getattr(model, "equalization", None),
                    "channel_pad_choice": pad_choice, "opset": cfg.opset,
@@ -504,9 +515,14 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
         "verification": verification,
         "lint": lint_summary,
         "stedgeai": ({"generate": stedgeai_command(f"{name}_int8.tflite", cfg.input_type),
+                      "generate_onnx": (stedgeai_command(f"{name}_int8.onnx", "float32")
+                                        + " --outputs-ch-position chlast")
+                      if "int8_onnx" in artifacts else None,
                       "note": "ST Edge AI Core cannot run here; user_neuralart.json is ST's "
-                              "Neural-ART profile file from the model zoo"}
-                     if "int8_tflite" in artifacts else None),
+                              "Neural-ART profile file from the model zoo. For the ONNX model, "
+                              "--outputs-ch-position chlast makes the head maps arrive in "
+                              "anchor order (what the C post-processing reads)"}
+                     if "int8_tflite" in artifacts or "int8_onnx" in artifacts else None),
     }
     write_json_atomic(root / MANIFEST_FILE, manifest)
     rows = []

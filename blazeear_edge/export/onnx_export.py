@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BlazeEarError
-from ..model import CHANNEL_PAD_MODES, OUTPUT_NAMES, MediaPipeLayout
+from ..model import CHANNEL_PAD_MODES, OUTPUT_NAMES, HeadMaps, MediaPipeLayout
 
 OPSET_RANGE = (11, 20)  # ST supports 7..20; torch's exporter needs >= 11 for this graph
 INPUT_NAME = "input"
@@ -72,11 +72,14 @@ def _remove_unused_initializers(m) -> None:
 
 
 def export_onnx(model, path: str | os.PathLike | None = None, *, opset: int = 17,
-                outputs: str = "split", channel_pad: str = "pad"):
+                outputs: str = "split", channel_pad: str = "pad", layout: str = "anchors"):
     """Export a folded BlazeEar to ONNX and return the checked ``onnx.ModelProto``.
 
     ``outputs``: ``split`` (four head outputs) or ``concat`` (MediaPipe's two tensors).
     ``channel_pad``: ``pad``, ``concat`` or ``conv`` (numerically identical skip widening).
+    ``layout`` (split outputs only): ``anchors`` ends each head in Transpose + Reshape to
+    (1, anchors, C); ``nchw`` returns the raw head maps (1, A * C, H, W) with no Transpose, which
+    ST's documented mapping keeps on the NPU.
     """
     import onnx
     import onnxsim
@@ -92,8 +95,12 @@ def export_onnx(model, path: str | os.PathLike | None = None, *, opset: int = 17
     if getattr(model, "batchnorm", False):
         raise ValueError("fold BatchNorm before export (weights.load_model(..., fold=True))")
     net = copy.deepcopy(model).eval().set_channel_pad_mode(channel_pad)
+    if layout not in ("anchors", "nchw"):
+        raise BlazeEarError(f"--onnx-layout must be anchors or nchw, not {layout!r}")
     if outputs == "concat":
         net = MediaPipeLayout(net)
+    elif layout == "nchw":
+        net = HeadMaps(net)
     x = torch.zeros(1, 3, 128, 128)
     buf = io.BytesIO()
     with warnings.catch_warnings():
