@@ -174,19 +174,27 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.int32) - np.int32(zero_point)).astype(np.float32) * np.float32(scale)
 
 
+def _in_spec_order(outputs, specs: Sequence[OutputSpec]) -> list:
+    """Outputs (a list in ``specs`` order or a dict by name) as a list in ``specs`` order, head
+    maps reordered to (1, anchors, C)."""
+    if isinstance(outputs, dict):
+        missing = [x.name for x in specs if x.name not in outputs]
+        if missing:
+            raise ValueError(f"outputs missing: {missing}")
+        outputs = [outputs[x.name] for x in specs]
+    if len(outputs) != len(specs):
+        raise ValueError(f"expected {len(specs)} outputs, got {len(outputs)}")
+    if any(getattr(a, "ndim", 0) == 4 for a in outputs):
+        outputs = [to_anchor_major(a, x) for a, x in zip(outputs, specs)]
+    return list(outputs)
+
+
 def join_outputs(outputs, specs: Sequence[OutputSpec] = SPLIT_OUTPUTS):
     """Raw outputs (list in ``specs`` order, or dict by name) -> (896, 16) and (896,) float32.
 
     Integer outputs are dequantised with each spec's scale and zero point.
     """
-    if isinstance(outputs, dict):
-        missing = [s.name for s in specs if s.name not in outputs]
-        if missing:
-            raise ValueError(f"outputs missing: {missing}")
-        outputs = [outputs[s.name] for s in specs]
-    if len(outputs) != len(specs):
-        raise ValueError(f"expected {len(specs)} outputs, got {len(outputs)}")
-    outputs = [to_anchor_major(a, x) for a, x in zip(outputs, specs)]
+    outputs = _in_spec_order(outputs, specs)
     regs = np.zeros((NUM_ANCHORS, NUM_COORDS), np.float32)
     logits = np.zeros((NUM_ANCHORS,), np.float32)
     seen_r = np.zeros(NUM_ANCHORS, bool)
@@ -349,15 +357,7 @@ def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfi
     for the anchors that pass the threshold. With ``letterbox`` the result is in pixels of the
     original image.
     """
-    if isinstance(outputs, dict):
-        missing = [x.name for x in specs if x.name not in outputs]
-        if missing:
-            raise ValueError(f"outputs missing: {missing}")
-        outputs = [outputs[x.name] for x in specs]
-    if len(outputs) != len(specs):
-        raise ValueError(f"expected {len(specs)} outputs, got {len(outputs)}")
-    if any(getattr(a, "ndim", 0) == 4 for a in outputs):
-        outputs = [to_anchor_major(a, x) for a, x in zip(outputs, specs)]
+    outputs = _in_spec_order(outputs, specs)
     sc, rg, r_zp, r_scale = _plan(specs)
     parts = [outputs[i].reshape(-1) if getattr(outputs[i], "dtype", None) == np.float32
              else dequantize(outputs[i], specs[i].scale, specs[i].zero_point).reshape(-1)

@@ -36,6 +36,22 @@ def _load_commands():
     return mods
 
 
+def emit_report(report, fmt: str = "text", json_path: str | None = None) -> None:
+    """Print a report object (``to_dict()`` and ``format_text()``) as text or JSON on stdout,
+    and also write its JSON to ``json_path`` when given. Shared by the report commands."""
+    import json
+    from pathlib import Path
+
+    d = report.to_dict()
+    if json_path:
+        Path(json_path).write_text(json.dumps(d, indent=1) + "\n")
+    if fmt == "json":
+        json.dump(d, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(report.format_text())
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 

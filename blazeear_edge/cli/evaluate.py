@@ -41,7 +41,6 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import json
     import os
     import sys
     from pathlib import Path
@@ -65,12 +64,7 @@ def run(args) -> int:
         rep.plot = str(plot_pr(rep, Path(f"{rep.model}_pr.png")))
     if rep.plot:
         print(f"wrote {rep.plot}", file=sys.stderr)
-    d = rep.to_dict()
-    if args.json:
-        Path(args.json).write_text(json.dumps(d, indent=1) + "\n")
-    if args.format == "json":
-        json.dump(d, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        print(rep.format_text())
+    from . import emit_report
+
+    emit_report(rep, args.format, args.json)
     return 1 if any(r.error for r in rep.rows) else 0

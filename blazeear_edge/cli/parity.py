@@ -43,10 +43,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import json
     import os
     import sys
-    from pathlib import Path
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from ..errors import BlazeEarError
@@ -64,12 +62,7 @@ def run(args) -> int:
                         runtimes=[r.strip() for r in args.runtimes.split(",") if r.strip()]
                         if args.runtimes else None,
                         progress=lambda m: print(m, file=sys.stderr, flush=True))
-    d = report.to_dict()
-    if args.json:
-        Path(args.json).write_text(json.dumps(d, indent=1) + "\n")
-    if args.format == "json":
-        json.dump(d, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        print(report.format_text())
+    from . import emit_report
+
+    emit_report(report, args.format, args.json)
     return 0 if report.ok else 1
