@@ -31,15 +31,20 @@ import io
 import os
 import platform
 import sys
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from .compare import INT8_DEFAULT
 from .errors import BlazeEarError
+from .lint import lint_model
 from .manifest import Manifest, load_manifest, write_json_atomic
+from . import evaluate as ev
+from .runtimes import package_version, time_artifact
+from .streports import read_st_report
+from .weights import sha256_file
 
 SCHEMA = "blazeear-edge/bench/1"
 #: Artifact order in the table.
@@ -208,7 +213,7 @@ def run_bench(export_dir: str | os.PathLike, data: str | os.PathLike | None = No
             continue
         try:
             times, row.runtime = time_artifact(man.artifact_path(row.artifact),
-                                               man.artifact(row.artifact)["format"], x, runs,
+                                               man.artifact(row.artifact).format, x, runs,
                                                warmup, progress, f"timing {row.label}")
         except BlazeEarError as exc:
             row.status = f"failed: {exc}"
@@ -248,22 +253,20 @@ def reference_row() -> BenchRow:
 
 def _static_row(man: Manifest, key: str, notes: list[str]) -> BenchRow:
     """File size and the manifest's verification figures (SQNR, parity) for one artifact."""
-    from .weights import sha256_file
-
     a = man.artifact(key)
-    label = _LABELS.get(key, f"{a.get('precision', '?')} {a.get('format', '?')}")
-    row = BenchRow(artifact=key, label=label, file=a.get("path"))
+    label = _LABELS.get(key, f"{a.precision} {a.format}")
+    row = BenchRow(artifact=key, label=label, file=a.path)
     path = man.artifact_path(key)
     if not path.is_file():
         row.status = f"failed: {path} is missing"
         return row
     row.size_bytes = path.stat().st_size
-    if a.get("sha256") and sha256_file(path) != a["sha256"]:
+    if a.sha256 and sha256_file(path) != a.sha256:
         row.status = "modified since export"
         notes.append(f"{path.name} changed since the export: its SQNR and parity (recorded for "
                      "the exported file) are not shown")
         return row
-    v = a.get("verification") or {}
+    v = a.verification
     sq = {k: s for k, s in (v.get("sqnr_db") or {}).items() if s is not None}
     if sq:
         worst = min(sq, key=sq.get)
@@ -280,22 +283,17 @@ def _static_row(man: Manifest, key: str, notes: list[str]) -> BenchRow:
 
 def _lint_columns(man: Manifest, rows: list[BenchRow], notes: list[str]) -> None:
     """Linter figures per artifact; without the linter, what the export recorded from it."""
-    try:
-        from .lint import lint_model
-    except ImportError:
-        lint_model = None
-    recorded = man.data.get("lint") or {}
-    params = (man.data.get("model") or {}).get("params")
+    recorded = man.lint or {}
+    params = man.model.params or None
     for row in rows:
         if row.status.startswith("failed"):
             continue
         d = None
-        if lint_model is not None:
-            try:
-                d = lint_model(man.artifact_path(row.artifact)).to_dict()
-            except Exception as exc:  # noqa: BLE001 - a linter problem must not sink the bench
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                notes.append(f"lint of {row.file} failed ({msg}): its lint columns are empty")
+        try:
+            d = lint_model(man.artifact_path(row.artifact)).to_dict()
+        except BlazeEarError as exc:  # a file the linter cannot read must not sink the bench
+            notes.append(f"lint of {row.file} failed ({str(exc).splitlines()[0]}): its lint "
+                         f"columns are empty")
         if d is not None:
             row.params, row.macc = d.get("params"), d.get("macc")
             row.weights_bytes = d.get("weights_bytes")
@@ -317,17 +315,13 @@ def _lint_columns(man: Manifest, rows: list[BenchRow], notes: list[str]) -> None
             row.pred_epochs_sw = epochs.get("sw")
         if row.params is None:
             row.params = params  # the model's own count (PyTorch), the same for every artifact
-    if lint_model is None:
-        notes.append("the linter (blazeear_edge.lint) is not installed here: MACs, weight and "
-                     "activation estimates and predicted epochs are empty"
-                     + (" except what the export recorded from it" if recorded else ""))
 
 
 def _accuracy_info(man: Manifest) -> dict:
-    v = man.data.get("verification") or {}
+    v = man.verification
     src = v.get("source") or {}
-    rel = next((a.get("verification", {}).get("relevant_score") for a in man.artifacts.values()
-                if a.get("verification", {}).get("relevant_score") is not None), None)
+    rel = next((a.verification.get("relevant_score") for a in man.artifacts.values()
+                if a.verification.get("relevant_score") is not None), None)
     return {"parity_reference": "PyTorch fp32",
             "parity_images": v.get("images"), "parity_source": src.get("note") or
             src.get("source"), "sqnr_relevant_score": rel, "data": None, "map_images": None}
@@ -337,22 +331,11 @@ def _map_columns(man: Manifest, rows: list[BenchRow], data, images_root, notes, 
                  progress) -> None:
     """mAP@0.5 per artifact on ``data`` through :mod:`blazeear_edge.evaluate`."""
     accuracy["data"] = str(data)
-    try:
-        from . import evaluate as ev
-    except ImportError:
-        notes.append(f"--data {data}: mAP@0.5 is empty, blazeear_edge.evaluate is not installed "
-                     "here")
-        return
-    fn = getattr(ev, "evaluate_artifact", None)
-    if fn is None:
-        notes.append(f"--data {data}: mAP@0.5 is empty, blazeear_edge.evaluate has no "
-                     "evaluate_artifact(export_dir, artifact, data) function")
-        return
     for row in rows:
         if not row.measured or row.status.startswith("failed"):
             continue
-        res = fn(man.root, row.artifact, data, images_root=images_root, progress=progress)
-        d = res.to_dict() if hasattr(res, "to_dict") else dict(res)
+        d = ev.evaluate_artifact(man.root, row.artifact, data, images_root=images_root,
+                                 progress=progress)
         row.map50 = d.get("map50", d.get("ap50"))
         accuracy["map_images"] = d.get("images", accuracy["map_images"])
 
@@ -393,7 +376,7 @@ def _quant_tensors(man: Manifest, notes: list[str]) -> list[dict]:
 def _timing_input(man: Manifest) -> np.ndarray:
     """One pre-processed image (1, 3, 128, 128) in [-1, 1]: the export's first calibration image,
     else a fixed pseudo-random one (latency does not depend on the pixels)."""
-    calib = man.root / ((man.data.get("calibration") or {}).get("file") or "calib.npz")
+    calib = man.root / ((man.calibration or {}).get("file") or "calib.npz")
     if calib.is_file():
         try:
             with np.load(calib, allow_pickle=False) as z:
@@ -402,77 +385,6 @@ def _timing_input(man: Manifest) -> np.ndarray:
         except (OSError, ValueError):
             pass
     return np.random.default_rng(0).uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32)
-
-
-def time_artifact(path: str | os.PathLike, fmt: str, x_nchw: np.ndarray, runs: int,
-                  warmup: int, progress: bool = True, desc: str = "timing"
-                  ) -> tuple[list[float], str]:
-    """Milliseconds per inference (one thread, batch 1) of ``runs`` timed calls after ``warmup``
-    untimed ones, and the runtime used. Only the runtime call is timed (ONNX Runtime ``run``;
-    TFLite ``set_tensor`` + ``invoke`` + reading the outputs), not pre- or post-processing."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from tqdm import tqdm
-
-    if fmt == "onnx":
-        from .runtimes import onnx_session
-
-        sess = onnx_session(path, threads=1)
-        feed = {sess.get_inputs()[0].name: np.ascontiguousarray(x_nchw, np.float32)}
-
-        def call():
-            return sess.run(None, feed)
-
-        runtime = "onnxruntime " + _pkg_version("onnxruntime")
-    elif fmt == "tflite":
-        from .runtimes import _quantize_input, tflite_interpreter
-
-        it = tflite_interpreter(path, threads=1)
-        d_in = it.get_input_details()[0]
-        x = np.ascontiguousarray(np.transpose(x_nchw, (0, 2, 3, 1)), np.float32)
-        if d_in["dtype"] != np.float32:
-            scale, zp = d_in["quantization"]
-            x = _quantize_input(x, d_in["dtype"], scale, zp)
-        outs = [d["index"] for d in it.get_output_details()]
-        idx = d_in["index"]
-
-        def call():
-            it.set_tensor(idx, x)
-            it.invoke()
-            return [it.get_tensor(o) for o in outs]
-
-        try:
-            runtime = "litert " + version("ai-edge-litert")
-        except PackageNotFoundError:
-            runtime = "tflite (tensorflow) " + _pkg_version("tensorflow")
-    else:
-        raise BlazeEarError(f"{path}: unknown artifact format {fmt!r} (onnx or tflite)")
-    try:
-        for _ in range(warmup):
-            call()
-        times = []
-        with tqdm(total=runs, desc=desc, unit="run", disable=not progress, leave=False,
-                  file=sys.stderr) as bar:
-            for _ in range(runs):
-                t0 = time.perf_counter_ns()
-                call()
-                times.append((time.perf_counter_ns() - t0) / 1e6)
-                bar.update(1)
-    except BlazeEarError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a runtime refusing the model is a row status
-        raise BlazeEarError(f"{Path(path).name}: inference failed "
-                            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
-    return times, runtime
-
-
-def _pkg_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
 
 
 def machine_info() -> dict:
@@ -485,8 +397,8 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": 1, "os": platform.platform(),
-            "python": platform.python_version(), "onnxruntime": _pkg_version("onnxruntime"),
-            "litert": _pkg_version("ai-edge-litert"),
+            "python": platform.python_version(), "onnxruntime": package_version("onnxruntime"),
+            "litert": package_version("ai-edge-litert"),
             "tflite_kernels": "built-in kernels, no XNNPACK delegate"}
 
 
@@ -511,7 +423,6 @@ def assign_st_reports(st_reports: Sequence[str | os.PathLike], man: Manifest
                       ) -> dict[str, list[dict]]:
     """Read each ``[KEY=]FILE`` with :func:`~blazeear_edge.streports.read_st_report` and group the
     reports by the artifact they describe (see :func:`run_bench`)."""
-    from .streports import read_st_report
 
     keys = list(man.artifacts)
     out: dict[str, list[dict]] = {}
@@ -530,7 +441,7 @@ def _guess_artifact(path: Path, man: Manifest, keys: list[str]) -> str:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         text = ""
-    named = [k for k in keys if man.artifact(k).get("path") and man.artifact(k)["path"] in text]
+    named = [k for k in keys if man.artifact(k).path and man.artifact(k).path in text]
     if len(named) == 1:
         return named[0]
     if "int8_tflite" in keys:
@@ -796,7 +707,7 @@ def _short(name: str) -> str:
     return s.strip("/")
 
 
-def plot_quant_error(res: BenchResult, path: Path, warn_db: float = 30.0,
+def plot_quant_error(res: BenchResult, path: Path, warn_db: float = INT8_DEFAULT.warn_sqnr_db,
                      x_max: float = 60.0) -> Path:
     """Per-tensor SQNR of the int8 ONNX against fp32 (onnxruntime qdq_loss_debug), graph order.
 

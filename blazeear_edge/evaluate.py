@@ -28,9 +28,12 @@ from typing import Sequence
 
 import numpy as np
 
+from .calib_data import ImageSet, Sample, coco_samples, csv_samples, load_images
 from .errors import BlazeEarError
-from .postprocess import (CONCAT_OUTPUTS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig,
-                          Detections, OutputSpec)
+from .manifest import MANIFEST_FILE, load_manifest
+from .postprocess import DecodeConfig, Detections, decode_outputs
+from .runtimes import export_runtimes, model_file_runtime
+from .textfmt import progress_printer, text_table
 
 #: default decode threshold for evaluation (the deployment threshold, 0.5, would cut the
 #: precision-recall curve short); --score-thresh changes it.
@@ -66,7 +69,6 @@ class GroundTruth:
 def load_ground_truth(path: str | os.PathLike, images_root=None,
                       category: str | None = None) -> GroundTruth:
     """A COCO json or a BlazeEar CSV -> :class:`GroundTruth` (one category)."""
-    from .calib_data import coco_samples, csv_samples
 
     p = Path(path)
     if not p.is_file():
@@ -207,77 +209,6 @@ def to_coco_dets(det: Detections, image_id, width: int, height: int) -> list[dic
 # ---------------------------------------------------------------------------------------------
 # what to run
 # ---------------------------------------------------------------------------------------------
-def _specs_for(outputs: Sequence[tuple]) -> list[OutputSpec]:
-    """(name, shape, dtype, scale, zero point) per model output -> OutputSpec, matched to the
-    split or concat layout by shape."""
-    templates = list(SPLIT_OUTPUTS) + list(CONCAT_OUTPUTS) + list(SPLIT_MAP_OUTPUTS)
-    specs = []
-    for name, shape, dtype, scale, zp in outputs:
-        hits = [t for t in templates if tuple(t.shape) == tuple(shape)]
-        if len(hits) != 1:
-            raise BlazeEarError(f"model output {name} {tuple(shape)} is not one of the "
-                                f"BlazeFace head shapes")
-        t = hits[0]
-        specs.append(OutputSpec(name, t.kind, t.anchor_start, t.anchor_count, dtype,
-                                scale, zp, list(t.shape), t.layout, t.anchors_per_cell))
-    return specs
-
-
-def model_file_runtime(path: str, anchors: str | None = None):
-    """A single model file -> (Runtime, anchor table, name)."""
-    from .anchors import resolve_anchors
-    from .parity import Runtime
-
-    p = Path(path)
-    if str(path) != "mediapipe" and not p.is_file():
-        raise BlazeEarError(f"model not found: {p} (give an export folder or a model file)")
-    suffix = p.suffix.lower()
-    if suffix == ".onnx":
-        import onnx
-
-        from .runtimes import onnx_session, run_onnx
-
-        sess = onnx_session(p)
-        outs = [(o.name, [d if isinstance(d, int) else 1 for d in o.shape], "float32", 1.0, 0)
-                for o in sess.get_outputs()]
-        specs = _specs_for(outs)
-        m = onnx.load(str(p), load_external_data=False)
-        int8 = any(n.op_type in ("DequantizeLinear", "QLinearConv") for n in m.graph.node)
-        prec = "int8" if int8 else "fp32"
-        rt = Runtime("model", f"ONNX {prec}", prec, "onnx", specs,
-                     lambda ims, s=sess, sp=specs: run_onnx(s, ims.nchw, sp), p)
-        table = resolve_anchors(anchors, "unit").table
-    elif suffix == ".tflite":
-        from .runtimes import run_tflite, tflite_interpreter
-
-        it = tflite_interpreter(p)
-        outs = []
-        for d in it.get_output_details():
-            dtype = np.dtype(d["dtype"]).name
-            s, z = d["quantization"]
-            q = dtype != "float32"
-            outs.append((d["name"], [int(v) for v in d["shape"]], dtype,
-                         float(s) if q else 1.0, int(z) if q else 0))
-        specs = _specs_for(outs)
-        # a tensor name may repeat a template name: run_tflite maps by name, else by shape
-        prec = "int8" if any(o[2] != "float32" for o in outs) else "fp32"
-        rt = Runtime("model", f"TFLite {prec}", prec, "tflite", specs,
-                     lambda ims, i=it, sp=specs: run_tflite(i, ims.nhwc, sp), p)
-        table = resolve_anchors(anchors, "unit").table
-    else:
-        from .parity import run_torch_batched
-        from .weights import load_model
-
-        model = load_model(str(path), fold=True)
-        specs = list(SPLIT_OUTPUTS)
-        rt = Runtime("model", "PyTorch fp32", "fp32", "torch", specs,
-                     lambda ims, m=model, sp=specs: run_torch_batched(m, ims.nchw, sp),
-                     None if str(path) == "mediapipe" else p)
-        table = resolve_anchors(anchors, model.info.default_anchors).table
-        return rt, table, model.info.name
-    return rt, table, p.stem
-
-
 # ---------------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------------
@@ -367,9 +298,6 @@ def evaluate(target: str | os.PathLike, data: str | os.PathLike, images_root=Non
     ``anchors``: for a single model file (unit | ear | FILE.npy); ``category``: the COCO
     category to score when the json has several; ``plot``: write the precision-recall PNG here.
     """
-    from .calib_data import ImageSet, Sample, load_images
-    from .manifest import MANIFEST_FILE, load_manifest
-    from .parity import export_runtimes, progress_printer
 
     say = progress_printer(progress)
     if not 0.0 <= score_thresh <= 1.0:
@@ -400,7 +328,6 @@ def evaluate(target: str | os.PathLike, data: str | os.PathLike, images_root=Non
     done, skipped = [], []
     say(f"evaluating {', '.join(r.label for r in rts)} on {len(ids)} image(s) of "
         f"{Path(gt.source).name} ...")
-    from .postprocess import decode_outputs
 
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
@@ -516,7 +443,6 @@ def _signed(v: float) -> str:
 
 
 def format_eval(rep: EvalReport) -> str:
-    from .parity import text_table
 
     L = [f"evaluate {rep.model} ({rep.target}) on {Path(rep.data).name} ({rep.data_kind}, "
          f"category '{rep.category}'): {rep.images} image(s), {rep.gt_boxes} box(es)",

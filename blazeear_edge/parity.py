@@ -23,244 +23,45 @@ Two more checks define "reproduces the on-device output":
 and one consistency check: the manifest describes its artifacts (output order, names, shapes,
 dtypes, scales and zero points read back from the ONNX graph / TFLite interpreter).
 
-A runtime fails when one of :class:`Tolerances` is exceeded; the failure message names the
-runtime and the tensor (or "detections").  The C checks report "not available" when the harness
-or a compiler is missing, never "passed".
+The measuring and judging is :mod:`blazeear_edge.compare` (the same engine export's verification
+and bench use: one verdict per artifact everywhere); the runtimes are
+:mod:`blazeear_edge.runtimes`. A runtime fails when one of its precision's
+:class:`~blazeear_edge.compare.Tolerance` limits is exceeded; the failure message names the
+runtime and the tensor (or "detections"). The C checks report "not available" only when a
+compiler is missing, never "passed".
 """
 
 from __future__ import annotations
 
-import json
 import os
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from . import harness
+from .calib_data import builtin_holdout, load_images, resolve_source
+from .compare import (FP32_DEFAULT, INT8_DEFAULT, RELEVANT_SCORE, CheckResult, RuntimeResult,
+                      TensorStats, Tolerance, Tolerances, compare_runtime, fmt_db,
+                      load_tolerances, tensor_stats)
 from .errors import BlazeEarError
-from .metrics import RELEVANT_SCORE, MatchStats, match_detections, relevant_masks, sqnr_db
-from .postprocess import CONCAT_OUTPUTS, SPLIT_OUTPUTS, Detections, OutputSpec, decode_outputs
-
-# RELEVANT_SCORE (metrics): anchors whose reference score reaches it are "relevant" (the same
-# threshold the export's verification uses): SQNR and the relevant max error are measured over them.
-#: display names of the runtimes, in report order
-RUNTIME_LABELS = {
-    "pytorch": "PyTorch fp32",
-    "fp32_onnx": "ONNX fp32",
-    "fp32_tflite": "TFLite fp32",
-    "int8_onnx": "ONNX int8",
-    "int8_tflite": "TFLite int8",
-}
-RUNTIME_KEYS = tuple(RUNTIME_LABELS)
-
-
-# ---------------------------------------------------------------------------------------------
-# tolerances
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class Tolerance:
-    """Limits for the runtimes of one precision; a runtime fails when any is exceeded."""
-
-    min_sqnr_db: float  #: per output tensor, over the relevant anchors
-    #: missing and extra detections are counted only when they score at least the decode
-    #: threshold + this margin (in the reference for missing, in the runtime for extra): a
-    #: detection that int8 moves across the threshold by a few hundredths is not a disagreement
-    score_margin: float
-    max_missing_rate: float  #: confident reference detections left unmatched, per reference det.
-    max_extra_rate: float  #: confident runtime detections left unmatched, per reference det.
-    min_mean_iou: float  #: mean IoU of the matched pairs
-    max_score_delta: float  #: max |score difference| of a matched pair
-    max_keypoint_err_px: float  #: max keypoint error of a matched pair, pixels of the 128 input
-
-
-#: fp32 artifacts must reproduce PyTorch up to float32 summation order: every detection.
-FP32_DEFAULT = Tolerance(min_sqnr_db=60.0, score_margin=0.0, max_missing_rate=0.0,
-                         max_extra_rate=0.0, min_mean_iou=0.999, max_score_delta=1e-3,
-                         max_keypoint_err_px=0.05)
-#: int8 artifacts: int8 is not float; these bounds pass the default export on the built-in
-#: hold-out and on ear210 with a margin, and catch a wrong scale, zero point, output order or
-#: damaged weights (docs/parity.md gives the figures they were set against).
-INT8_DEFAULT = Tolerance(min_sqnr_db=10.0, score_margin=0.1, max_missing_rate=0.05,
-                         max_extra_rate=0.1, min_mean_iou=0.8, max_score_delta=0.25,
-                         max_keypoint_err_px=24.0)
-
-
-@dataclass
-class Tolerances:
-    fp32: Tolerance = field(default_factory=lambda: Tolerance(**asdict(FP32_DEFAULT)))
-    int8: Tolerance = field(default_factory=lambda: Tolerance(**asdict(INT8_DEFAULT)))
-
-    def for_precision(self, precision: str) -> Tolerance:
-        return self.int8 if precision == "int8" else self.fp32
-
-    def to_dict(self) -> dict:
-        return {"fp32": asdict(self.fp32), "int8": asdict(self.int8)}
-
-    @classmethod
-    def from_dict(cls, d: dict, where: str = "tolerances") -> "Tolerances":
-        """``{"fp32": {...}, "int8": {...}}``; keys left out keep their defaults."""
-        if not isinstance(d, dict):
-            raise BlazeEarError(f"{where}: expected a JSON object with 'fp32' and/or 'int8'")
-        bad = sorted(set(d) - {"fp32", "int8"})
-        if bad:
-            raise BlazeEarError(f"{where}: unknown section(s) {', '.join(bad)} "
-                                f"(expected 'fp32' and/or 'int8')")
-        out = cls()
-        names = {f.name for f in fields(Tolerance)}
-        for prec in ("fp32", "int8"):
-            sec = d.get(prec, {})
-            if not isinstance(sec, dict):
-                raise BlazeEarError(f"{where}: '{prec}' must be an object")
-            unknown = sorted(set(sec) - names)
-            if unknown:
-                raise BlazeEarError(f"{where}: unknown key(s) {prec}.{', '.join(unknown)} "
-                                    f"(known: {', '.join(sorted(names))})")
-            tol = getattr(out, prec)
-            for k, v in sec.items():
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise BlazeEarError(f"{where}: {prec}.{k} must be a number, got {v!r}")
-                setattr(tol, k, float(v))
-        return out
-
-
-def load_tolerances(path: str | os.PathLike) -> Tolerances:
-    p = Path(path)
-    if not p.is_file():
-        raise BlazeEarError(f"tolerances file not found: {p}")
-    try:
-        d = json.loads(p.read_text())
-    except (OSError, ValueError) as exc:
-        raise BlazeEarError(f"{p}: not readable JSON ({exc})") from None
-    return Tolerances.from_dict(d, str(p))
-
-
-# ---------------------------------------------------------------------------------------------
-# runtimes of an export (shared with evaluate)
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class Runtime:
-    """One way to run the model: ``run(imageset) -> [{output name: raw array}, ...]``."""
-
-    key: str
-    label: str
-    precision: str  # fp32 | int8
-    fmt: str  # torch | onnx | tflite
-    specs: list  # OutputSpec in the runtime's output order (for decoding)
-    run: Callable
-    path: Path | None = None
-    note: str = ""
-
-
-def _tflite_available() -> bool:
-    import importlib.util
-
-    return any(importlib.util.find_spec(m) is not None for m in ("ai_edge_litert", "tensorflow"))
-
-
-def torch_reference(manifest, weights: str | os.PathLike | None = None):
-    """The PyTorch model the export was made from (same weights, same in-graph score clip), or
-    (None, reason) when the weights cannot be found or differ from the manifest's sha256."""
-    from .weights import load_model
-
-    model_info = manifest.data.get("model", {})
-    kind = model_info.get("kind")
-    src = weights or ("mediapipe" if kind == "mediapipe" else model_info.get("source"))
-    if not src:
-        return None, "the manifest names no weights"
-    if src != "mediapipe" and not Path(src).is_file():
-        return None, f"weights not found at {src}"
-    try:
-        model = load_model(src, fold=True)
-    except BlazeEarError as exc:
-        return None, str(exc)
-    want = model_info.get("sha256")
-    if want and model.info.sha256 != want:
-        return None, (f"weights at {model.info.source} differ from the exported ones "
-                      f"(sha256 {model.info.sha256[:12]}... vs {want[:12]}...)")
-    exp = manifest.data.get("export", {})
-    model.set_output_clip(exp.get("score_clip_in_graph"), None)
-    if exp.get("outputs") == "concat":
-        from .model import MediaPipeLayout
-
-        return (MediaPipeLayout(model).eval(), list(CONCAT_OUTPUTS)), ""
-    return (model.eval(), list(SPLIT_OUTPUTS)), ""
-
-
-def run_torch_batched(model, nchw: np.ndarray, specs: Sequence[OutputSpec],
-                      batch: int = 32) -> list[dict]:
-    """Like :func:`blazeear_edge.runtimes.run_torch` (per image ``{name: (1, ...) array}``) but
-    a batch per forward call: one image per call is slow and erratic on a busy CPU."""
-    import torch
-
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(nchw), batch):
-            res = model(torch.from_numpy(np.ascontiguousarray(nchw[i:i + batch])))
-            arrs = [r.numpy() for r in res]
-            for j in range(arrs[0].shape[0]):
-                out.append({s.name: a[j:j + 1] for s, a in zip(specs, arrs)})
-    return out
-
-
-def export_runtimes(manifest, keys: Sequence[str] | None = None,
-                    weights: str | os.PathLike | None = None) -> tuple[list[Runtime], list[str]]:
-    """The runtimes of an export, in :data:`RUNTIME_KEYS` order -> (runtimes, notes on the ones
-    left out).  ``keys`` selects some (``pytorch``, ``fp32_onnx``, ``int8_onnx``,
-    ``fp32_tflite``, ``int8_tflite``)."""
-    from .runtimes import onnx_session, run_onnx, run_tflite, tflite_interpreter
-
-    want = list(RUNTIME_KEYS) if keys is None else list(keys)
-    bad = [k for k in want if k not in RUNTIME_KEYS]
-    if bad:
-        raise BlazeEarError(f"unknown runtime(s) {', '.join(bad)}; choose from "
-                            f"{', '.join(RUNTIME_KEYS)}")
-    out, notes = [], []
-    for key in RUNTIME_KEYS:
-        if key not in want:
-            continue
-        label = RUNTIME_LABELS[key]
-        if key == "pytorch":
-            ref, why = torch_reference(manifest, weights)
-            if ref is None:
-                notes.append(f"{label}: not run ({why})")
-                continue
-            model, specs = ref
-            out.append(Runtime(key, label, "fp32", "torch", specs,
-                               lambda ims, m=model, s=specs: run_torch_batched(m, ims.nchw, s),
-                               None, manifest.data.get("model", {}).get("source", "")))
-            continue
-        if key not in manifest.artifacts:
-            if keys is not None:
-                notes.append(f"{label}: not in this export")
-            continue
-        art = manifest.artifact(key)
-        path = manifest.artifact_path(key)
-        if not path.is_file():
-            raise BlazeEarError(f"{path}: artifact {key} named by the manifest is missing")
-        specs = manifest.output_specs(key)
-        if art.get("format") == "tflite":
-            if not _tflite_available():
-                notes.append(f"{label}: not run (no TFLite interpreter: pip install "
-                             f"ai-edge-litert)")
-                continue
-            it = tflite_interpreter(path)
-            out.append(Runtime(key, label, art.get("precision", "fp32"), "tflite", specs,
-                               lambda ims, i=it, s=specs: run_tflite(i, ims.nhwc, s), path))
-        else:
-            sess = onnx_session(path)
-            out.append(Runtime(key, label, art.get("precision", "fp32"), "onnx", specs,
-                               lambda ims, i=sess, s=specs: run_onnx(i, ims.nchw, s), path))
-    return out, notes
+from .textfmt import progress_printer, text_table
+from .manifest import load_manifest
+from .metrics import MatchStats
+from .postprocess import Detections, decode_outputs
+from .quantize import onnx_output_quantization
+from .runtimes import (RUNTIME_KEYS, RUNTIME_LABELS, Runtime, export_runtimes, onnx_session,
+                       tflite_interpreter)
+from .weights import sha256_file
 
 
 def load_parity_images(images=None, count: int | None = None, images_root=None,
                        keep_originals: bool = False):
     """``images`` None/'builtin' -> the built-in hold-out (astronaut + 40 LFW crops, never used
     for calibration); else a folder, image file, BlazeEar CSV or COCO json (first ``count``)."""
-    from .calib_data import builtin_holdout, load_images, resolve_source
-
     if count is not None and count <= 0:
         raise BlazeEarError(f"--count must be positive, got {count}")
     kind, samples = resolve_source(images, images_root)
@@ -275,73 +76,8 @@ def load_parity_images(images=None, count: int | None = None, images_root=None,
 
 
 # ---------------------------------------------------------------------------------------------
-# results
+# the report
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class TensorStats:
-    name: str
-    max_abs_err: float  # all anchors
-    mean_abs_err: float  # all anchors
-    sqnr_db: float  # all anchors
-    max_abs_err_relevant: float | None  # relevant anchors (None: no relevant anchor)
-    sqnr_db_relevant: float | None
-
-    def to_dict(self) -> dict:
-        return {k: _num(v) for k, v in asdict(self).items()}
-
-
-@dataclass
-class RuntimeResult:
-    key: str
-    label: str
-    precision: str
-    fmt: str
-    path: str = ""
-    reference: bool = False
-    tensors: list = field(default_factory=list)  # TensorStats
-    match: MatchStats | None = None
-    confident: dict = field(default_factory=dict)  # score, ref, missing, extra (see Tolerance)
-    detections: int = 0
-    seconds: float = 0.0
-    failures: list = field(default_factory=list)
-    error: str = ""
-    per_image: list = field(default_factory=list)  # MatchStats per image (not serialised)
-
-    @property
-    def status(self) -> str:
-        if self.error:
-            return "ERROR"
-        if self.reference:
-            return "reference"
-        return "FAIL" if self.failures else "ok"
-
-    def to_dict(self) -> dict:
-        return {"key": self.key, "label": self.label, "precision": self.precision,
-                "format": self.fmt, "path": self.path, "reference": self.reference,
-                "status": self.status, "detections": self.detections,
-                "seconds": round(self.seconds, 3),
-                "tensors": [t.to_dict() for t in self.tensors],
-                "match": None if self.match is None else
-                {k: _num(v) for k, v in self.match.to_dict().items()},
-                "confident": {k: _num(v) for k, v in self.confident.items()} or None,
-                "failures": list(self.failures), "error": self.error or None}
-
-
-@dataclass
-class CheckResult:
-    """An on-device check; status is passed, FAILED, not available or not run."""
-
-    name: str
-    status: str
-    detail: str = ""
-    failures: list = field(default_factory=list)
-    data: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "status": self.status, "detail": self.detail,
-                "failures": list(self.failures), **({"data": self.data} if self.data else {})}
-
-
 @dataclass
 class ParityReport:
     export_dir: str
@@ -384,111 +120,21 @@ class ParityReport:
         return format_report(self)
 
 
-def _num(v):
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        if np.isnan(v):
-            return None
-        if np.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return round(v, 6)
-    return v
-
-
-# ---------------------------------------------------------------------------------------------
-# comparisons
-# ---------------------------------------------------------------------------------------------
-def tensor_stats(ref: list[dict], test: list[dict], ref_specs: Sequence[OutputSpec],
-                 test_specs: Sequence[OutputSpec]) -> list[TensorStats]:
-    """Per output tensor (in ``ref_specs`` order) errors of ``test`` (dequantised with
-    ``test_specs``, matched by name) against ``ref`` (float)."""
-    from .postprocess import dequantize
-
-    masks = relevant_masks(ref, ref_specs)
-    by_name = {s.name: s for s in test_specs}
-    missing = [s.name for s in ref_specs if s.name not in by_name]
-    if missing:
-        raise ValueError(f"no output(s) {', '.join(missing)}")
-    out = []
-    for s in (by_name[r.name] for r in ref_specs):
-        ra, ta, rr, tr = [], [], [], []
-        for r, t, m in zip(ref, test, masks):
-            rv = np.asarray(r[s.name], np.float32).reshape(s.anchor_count, -1)
-            tv = dequantize(t[s.name], s.scale, s.zero_point).reshape(s.anchor_count, -1)
-            ra.append(rv.reshape(-1))
-            ta.append(tv.reshape(-1))
-            sel = m[s.anchor_start:s.anchor_start + s.anchor_count]
-            rr.append(rv[sel].reshape(-1))
-            tr.append(tv[sel].reshape(-1))
-        a, b = np.concatenate(ra).astype(np.float64), np.concatenate(ta).astype(np.float64)
-        err = np.abs(a - b)
-        ar, br = np.concatenate(rr).astype(np.float64), np.concatenate(tr).astype(np.float64)
-        out.append(TensorStats(s.name, float(err.max()), float(err.mean()), sqnr_db(a, b),
-                               float(np.abs(ar - br).max()) if ar.size else None,
-                               sqnr_db(ar, br) if ar.size else None))
-    return out
-
-
-def _above(d: Detections, score: float) -> Detections:
-    """The detections scoring at least ``score``."""
-    k = d.scores >= np.float32(score)
-    return d if k.all() else Detections(d.boxes[k], d.keypoints[k], d.scores[k])
-
-
-def _check_runtime(res: RuntimeResult, tol: Tolerance) -> list[str]:
-    who = f"{res.label} ({res.key})"
-    fails = []
-    for t in res.tensors:
-        if t.sqnr_db_relevant is not None and not t.sqnr_db_relevant >= tol.min_sqnr_db:
-            fails.append(f"{who}: output {t.name}: SQNR {_fmt_db(t.sqnr_db_relevant)} dB on "
-                         f"relevant anchors < {tol.min_sqnr_db:g} dB (max |err| "
-                         f"{t.max_abs_err_relevant:.3g})")
-    m = res.match
-    if m is not None:
-        c = res.confident
-        at = f"score >= {c['score']:.2f}"
-
-        def rate(n):
-            return n / m.ref if m.ref else (0.0 if not n else float("inf"))
-
-        if rate(c["missing"]) > tol.max_missing_rate:
-            fails.append(f"{who}: detections: {c['missing']} missing ({at}) for {m.ref} "
-                         f"reference ({rate(c['missing']):.3f} > {tol.max_missing_rate:g} per "
-                         f"reference detection)")
-        if rate(c["extra"]) > tol.max_extra_rate:
-            fails.append(f"{who}: detections: {c['extra']} extra ({at}) for {m.ref} reference "
-                         f"({rate(c['extra']):.3f} > {tol.max_extra_rate:g} per reference "
-                         f"detection)")
-        if m.matched and m.mean_iou < tol.min_mean_iou:
-            fails.append(f"{who}: detections: mean IoU {m.mean_iou:.4f} < {tol.min_mean_iou:g}")
-        if m.max_score_delta > tol.max_score_delta:
-            fails.append(f"{who}: detections: max |score delta| {m.max_score_delta:.3g} > "
-                         f"{tol.max_score_delta:g}")
-        if m.max_keypoint_err_px > tol.max_keypoint_err_px:
-            fails.append(f"{who}: detections: max keypoint error {m.max_keypoint_err_px:.3g} px "
-                         f"> {tol.max_keypoint_err_px:g} px")
-    return fails
-
-
 # ---------------------------------------------------------------------------------------------
 # manifest vs artifacts
 # ---------------------------------------------------------------------------------------------
 def check_manifest(manifest, runtimes: Sequence[Runtime]) -> CheckResult:
     """The manifest's output list (order, names, shapes, dtypes, scales, zero points) and input
     quantisation against what each artifact really has."""
-    from .quantize import onnx_output_quantization
-    from .runtimes import onnx_session, tflite_interpreter
-    from .weights import sha256_file
-
     problems, warnings, n_out = [], [], 0
     for rt in runtimes:
         if rt.path is None:
             continue
         art = manifest.artifact(rt.key)
         who = f"{rt.label} ({rt.key})"
-        outs = art.get("outputs") or []
+        outs = [o.to_dict() for o in art.outputs]
         n_out += len(outs)
-        if art.get("sha256") and sha256_file(rt.path) != art["sha256"]:
+        if art.sha256 and sha256_file(rt.path) != art.sha256:
             warnings.append(f"{who}: {rt.path.name} changed since the export (sha256 differs "
                             f"from the manifest)")
         if rt.fmt == "onnx":
@@ -545,7 +191,7 @@ def check_manifest(manifest, runtimes: Sequence[Runtime]) -> CheckResult:
                                         f"{o.get('scale'):.9g} / zero point "
                                         f"{o.get('zero_point')}, the model has {s:.9g} / {z}")
             d_in = it.get_input_details()[0]
-            inp = art.get("input") or {}
+            inp = art.input.to_dict()
             in_dtype = np.dtype(d_in["dtype"]).name
             if inp.get("dtype") and inp["dtype"] != in_dtype:
                 problems.append(f"{who}: input: manifest dtype {inp['dtype']}, model {in_dtype}")
@@ -569,21 +215,7 @@ def check_manifest(manifest, runtimes: Sequence[Runtime]) -> CheckResult:
 # ---------------------------------------------------------------------------------------------
 # C decode and device log
 # ---------------------------------------------------------------------------------------------
-def _harness():
-    """The harness module, or (None, reason)."""
-    try:
-        from . import harness
-    except ImportError as exc:
-        return None, f"blazeear_edge.harness cannot be imported ({exc})"
-    need = ("harness_model", "make_vectors", "run_harness", "find_tools", "quantize_outputs",
-            "read_device_log", "compare_frame", "logged_names")
-    missing = [n for n in need if not hasattr(harness, n)]
-    if missing:
-        return None, f"blazeear_edge.harness lacks {', '.join(missing)}"
-    return harness, ""
-
-
-def _int8_outputs(hm, raw: list[dict], harness) -> list[list[np.ndarray]]:
+def _int8_outputs(hm, raw: list[dict]) -> list[list[np.ndarray]]:
     """A runtime's raw outputs as the integer arrays the C code takes (ONNX QDQ float outputs
     re-quantised with their DequantizeLinear's scale and zero point)."""
     out = []
@@ -598,18 +230,13 @@ def _int8_outputs(hm, raw: list[dict], harness) -> list[list[np.ndarray]]:
 def check_c_decode(manifest, key: str, label: str, raw: list[dict], imageset) -> CheckResult:
     """Build the C post-processing for the host, feed it this artifact's int8 outputs and compare
     with the NumPy decode of the same outputs (same count and order, boxes within 1e-5)."""
-    import tempfile
-
     name = f"C decode == NumPy decode ({label})"
-    harness, why = _harness()
-    if harness is None:
-        return CheckResult(name, "not available", f"C harness: not available ({why})")
     tools = harness.find_tools()
     if not tools.cc:
         return CheckResult(name, "not available",
                            "C harness: not available (no gcc: apt-get install -y gcc)")
     hm = harness.harness_model(manifest, artifact=key)
-    vecs = harness.make_vectors(hm, _int8_outputs(hm, raw, harness), names=imageset.names,
+    vecs = harness.make_vectors(hm, _int8_outputs(hm, raw), names=imageset.names,
                                 letterboxes=imageset.letterboxes, source=key)
     with tempfile.TemporaryDirectory(prefix="blazeear-parity-c-") as td:
         try:
@@ -625,7 +252,7 @@ def check_c_decode(manifest, key: str, label: str, raw: list[dict], imageset) ->
     dets = sum(len(v.expected) for v in vecs)
     data = {"frames": len(frames), "matching": sum(r.match for r in frames),
             "detections": dets, "bit_exact": exact, "max_box_err": box,
-            "max_score_err": score, "tolerance_box": getattr(harness, "BOX_TOL", 1e-5)}
+            "max_score_err": score, "tolerance_box": harness.BOX_TOL}
     if bad:
         fails = [f"{name}: frame {r.name}: {r.problem}" for r in bad[:10]]
         if len(bad) > 10:
@@ -642,10 +269,6 @@ def check_device_log(manifest, path, runtimes: dict, raws: dict, imageset) -> Ch
     """Each frame of a device log whose name is one of the images against the NumPy decode of the
     int8 artifact's outputs for that image (in the space the frame was printed in)."""
     name = "device log == NumPy decode"
-    harness, why = _harness()
-    if harness is None:
-        return CheckResult(name, "not available", f"C harness: not available ({why}); the "
-                                                  f"device-log format is the harness's")
     log = harness.read_device_log(path)
     hm = harness.harness_model(manifest)
     key = hm.artifact
@@ -667,7 +290,7 @@ def check_device_log(manifest, path, runtimes: dict, raws: dict, imageset) -> Ch
         if fr.error is not None:
             fails.append(f"{name}: frame {fr.name}: the board reported error code {fr.error}")
             continue
-        ints = _int8_outputs(hm, [raws[key][i]], harness)[0]
+        ints = _int8_outputs(hm, [raws[key][i]])[0]
         lb = imageset.letterboxes[i] if fr.space == "image" else None
         if lb is not None and fr.letterbox is not None and fr.letterbox != lb:
             fails.append(f"{name}: frame {fr.name}: letterbox {fr.letterbox} differs from the "
@@ -780,8 +403,6 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
     (keys of :data:`RUNTIME_KEYS`; the PyTorch reference is always added); ``progress``: a
     callable taking one status line, True (lines to stderr), or None.
     """
-    from .manifest import load_manifest
-
     say = progress_printer(progress)
     tol = tolerances or Tolerances()
     manifest = load_manifest(export_dir)
@@ -805,7 +426,8 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
     raws, dets = {}, {}
     for rt in runtimes:
         res = RuntimeResult(rt.key, rt.label, rt.precision, rt.fmt,
-                            str(rt.path) if rt.path else rt.note, reference=rt is ref_rt)
+                            str(rt.path) if rt.path else rt.note, reference=rt is ref_rt,
+                            reference_label="" if rt is ref_rt else ref_rt.label)
         report.runtimes.append(res)
         say(f"running {rt.label} on {len(imageset)} image(s) ...")
         t0 = time.perf_counter()
@@ -817,29 +439,10 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
             continue
         res.seconds = time.perf_counter() - t0
         raws[rt.key], dets[rt.key] = raw, d
-        res.detections = sum(len(x) for x in d)
-        if rt is ref_rt:
-            continue
-        try:
-            res.tensors = tensor_stats(raws[ref_rt.key], raw, ref_rt.specs, rt.specs)
-        except (KeyError, ValueError) as exc:
-            res.error = f"outputs do not match the reference's ({exc})"
-            continue
-        per = [match_detections(a, b) for a, b in zip(dets[ref_rt.key], d)]
-        total = MatchStats()
-        for m in per:
-            total = total.add(m)
-        res.match, res.per_image = total, per
-        rt_tol = tol.for_precision(rt.precision)
-        conf = float(cfg.score_thresh) + rt_tol.score_margin
-        res.confident = {
-            "score": conf,
-            "ref": sum(len(_above(a, conf)) for a in dets[ref_rt.key]),
-            "missing": sum(match_detections(_above(a, conf), b).missing
-                           for a, b in zip(dets[ref_rt.key], d)),
-            "extra": sum(match_detections(a, _above(b, conf)).extra
-                         for a, b in zip(dets[ref_rt.key], d))}
-        res.failures = _check_runtime(res, rt_tol)
+        res.detections, res.images = sum(len(x) for x in d), len(d)
+        if rt is not ref_rt:
+            compare_runtime(res, raws[ref_rt.key], ref_rt.specs, raw, rt.specs, anchors, cfg,
+                            tol.for_precision(rt.precision), dets[ref_rt.key], d)
 
     report.checks.append(check_manifest(manifest, runtimes))
     labels = {rt.key: rt for rt in runtimes}
@@ -877,31 +480,10 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
 # ---------------------------------------------------------------------------------------------
 # text
 # ---------------------------------------------------------------------------------------------
-def _fmt_db(v) -> str:
-    if v is None:
-        return "-"
-    if v == float("inf"):
-        return "inf"
-    return f"{v:.1f}"
-
-
 def _fmt_e(v) -> str:
     if v is None:
         return "-"
     return "0" if v == 0 else f"{v:.2e}"
-
-
-def text_table(head: list, rows: list, right: set = frozenset()) -> list[str]:
-    """Plain-text columns (header, dashes, rows) to paste into a report; ``right``: indexes of
-    right-aligned (numeric) columns."""
-    cols = list(zip(head, *rows)) if rows else [[h] for h in head]
-    w = [max(len(str(x)) for x in c) for c in cols]
-
-    def line(r):
-        return "  ".join((str(x).rjust(w[i]) if i in right else str(x).ljust(w[i]))
-                         for i, x in enumerate(r)).rstrip()
-
-    return [line(head), "  ".join("-" * x for x in w)] + [line(r) for r in rows]
 
 
 def format_report(rep: ParityReport) -> str:
@@ -916,8 +498,8 @@ def format_report(rep: ParityReport) -> str:
         for t in r.tensors:
             bad = t.sqnr_db_relevant is not None and not t.sqnr_db_relevant >= tol.min_sqnr_db
             rows.append([r.label, t.name, _fmt_e(t.max_abs_err), _fmt_e(t.mean_abs_err),
-                         _fmt_db(t.sqnr_db), _fmt_e(t.max_abs_err_relevant),
-                         _fmt_db(t.sqnr_db_relevant), f">= {tol.min_sqnr_db:g}",
+                         fmt_db(t.sqnr_db), _fmt_e(t.max_abs_err_relevant),
+                         fmt_db(t.sqnr_db_relevant), f">= {tol.min_sqnr_db:g}",
                          "FAIL" if bad else "ok"])
     L.append("raw outputs vs reference (all anchors | relevant anchors)")
     L += text_table(["runtime", "tensor", "max |err|", "mean |err|", "SQNR dB",
@@ -977,17 +559,6 @@ def format_report(rep: ParityReport) -> str:
             "" if all(c.status == "passed" for c in rep.checks) else
             "; some on-device checks were not run or not available (see above)"))
     return "\n".join(L)
-
-
-def progress_printer(progress):
-    """``progress``: a callable taking a status line, True (lines to stderr) or None/False."""
-    if callable(progress):
-        return progress
-    if progress:
-        import sys
-
-        return lambda msg: print(msg, file=sys.stderr, flush=True)
-    return lambda msg: None
 
 
 __all__ = ["FP32_DEFAULT", "INT8_DEFAULT", "RELEVANT_SCORE", "RUNTIME_KEYS", "RUNTIME_LABELS",

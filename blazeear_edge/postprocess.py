@@ -39,7 +39,7 @@ NUM_KEYPOINTS = 6
 NMS_KINDS = ("weighted", "hard")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DecodeConfig:
     """Decode parameters; the export manifest's ``decode`` section has the same keys."""
 
@@ -56,6 +56,14 @@ class DecodeConfig:
     def __post_init__(self):
         if self.nms not in NMS_KINDS:
             raise ValueError(f"nms must be one of {NMS_KINDS}, not {self.nms!r}")
+        for k in ("score_thresh", "iou_thresh", "score_clip", "x_scale", "y_scale", "w_scale",
+                  "h_scale"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)):
+                raise ValueError(f"{k} must be a number, got {v!r:.40}")
+        if isinstance(self.max_detections, bool) or not isinstance(self.max_detections,
+                                                                     (int, np.integer)):
+            raise ValueError(f"max_detections must be an integer, got {self.max_detections!r:.40}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "DecodeConfig":
@@ -66,7 +74,7 @@ class DecodeConfig:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-@dataclass
+@dataclass(frozen=True)
 class OutputSpec:
     """One network output tensor: which anchors it covers, what it holds, how it is quantised.
 

@@ -206,7 +206,7 @@ def test_cli_json_and_table(default_export, face_strip, tmp_path, capsys):
     assert (tmp_path / "pr.png").is_file()
     # a single model file is evaluated the same way
     rc = main(["evaluate", str(default_export / "blazeface_front_mediapipe_fp32.onnx"),
-               "--data", str(gt), "--no-plot", "--format", "json"])
+               "--data", str(gt), "--format", "json"])
     d = json.loads(capsys.readouterr().out)
     assert rc == 0 and d["runtimes"][0]["ap50"] == pytest.approx(1.0)
     # the function bench --data calls

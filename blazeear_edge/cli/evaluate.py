@@ -4,7 +4,7 @@ labelled images (see :mod:`blazeear_edge.evaluate`)."""
 from __future__ import annotations
 
 HELP = ("mAP@0.5 and COCO mAP@[.5:.95] per runtime and format (fp32 vs int8, ONNX vs TFLite) "
-        "on a COCO json or BlazeEar CSV, with a precision-recall plot")
+        "on a COCO json or BlazeEar CSV, with an optional precision-recall plot")
 
 
 def add_arguments(p):
@@ -32,9 +32,7 @@ def add_arguments(p):
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="the PyTorch checkpoint of an export, when the one in its manifest moved")
     p.add_argument("--plot", default=None, metavar="PNG",
-                   help="precision-recall plot (default: <model name>_pr.png in the current "
-                        "folder)")
-    p.add_argument("--no-plot", action="store_true", help="do not write the plot")
+                   help="write the precision-recall plot to this PNG (default: no plot)")
     p.add_argument("--format", choices=["text", "json"], default="text",
                    help="text table (default) or JSON on stdout")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the JSON report here")
@@ -43,25 +41,16 @@ def add_arguments(p):
 def run(args) -> int:
     import os
     import sys
-    from pathlib import Path
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from ..evaluate import EVAL_SCORE_THRESH, evaluate
 
     rts = [r.strip() for r in args.runtimes.split(",") if r.strip()] if args.runtimes else None
-    plot = None
-    if not args.no_plot:
-        plot = args.plot or "__default__"
     thresh = EVAL_SCORE_THRESH if args.score_thresh is None else args.score_thresh
     rep = evaluate(args.target, args.data, images_root=args.images_root, runtimes=rts,
                    score_thresh=thresh, count=args.count, anchors=args.anchors,
                    category=args.category, weights=args.weights,
-                   plot=None if plot == "__default__" else plot,
-                   progress=lambda m: print(m, file=sys.stderr, flush=True))
-    if plot == "__default__":
-        from ..evaluate import plot_pr
-
-        rep.plot = str(plot_pr(rep, Path(f"{rep.model}_pr.png")))
+                   plot=args.plot, progress=lambda m: print(m, file=sys.stderr, flush=True))
     if rep.plot:
         print(f"wrote {rep.plot}", file=sys.stderr)
     from . import emit_report

@@ -6,6 +6,9 @@ HELP = "export to ONNX and TFLite (fp32; per-channel int8 with --int8), verify, 
 
 
 def add_arguments(p):
+    from ..postprocess import NMS_KINDS
+    from ..quantize import CALIBRATION_METHODS, INPUT_TYPES
+
     p.add_argument("--weights", default="mediapipe",
                    help="checkpoint: 'mediapipe' (default, bundled), .pth or .tflite")
     p.add_argument("--anchors", default=None, help="unit | ear | FILE.npy (default: per checkpoint)")
@@ -16,11 +19,13 @@ def add_arguments(p):
                         "from 'calib' (default: built-in scikit-image faces)")
     p.add_argument("--calib-count", type=int, default=200, help="calibration images (default 200)")
     p.add_argument("--calib-method", default="movavg",
-                   choices=["movavg", "minmax", "percentile", "entropy"],
+                   choices=CALIBRATION_METHODS,
                    help="ONNX activation calibration (default movavg: MinMax with moving average)")
-    p.add_argument("--score-clip", type=float, default=16.0,
-                   help="saturate score logits to +-this in the graph so outlier logits do not "
-                        "set the int8 output range (default 16; 0 = off)")
+    p.add_argument("--logit-saturation", "--score-clip", dest="logit_saturation", type=float,
+                   default=16.0, metavar="S",
+                   help="clip the score logits to [-S, S] inside the graph, which is also their "
+                        "int8 range, so outlier logits do not set it (default 16; 0 = off). "
+                        "--score-clip is the old name")
     p.add_argument("--no-equalize", action="store_true",
                    help="skip cross-layer equalisation of the depthwise -> pointwise pairs "
                         "(exact in float; improves int8)")
@@ -37,16 +42,19 @@ def add_arguments(p):
     p.add_argument("--channel-pad", default="auto", choices=["auto", "pad", "concat", "conv"],
                    help="skip-path channel widening: auto (cheapest per the linter), pad, "
                         "concat (zeros) or conv (1x1 identity)")
-    p.add_argument("--input-type", default="float32", choices=["float32", "uint8", "int8"],
+    p.add_argument("--input-type", default="float32", choices=INPUT_TYPES,
                    help="int8 TFLite input type (default float32: a QUANTIZE at the input)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--score-thresh", type=float, default=0.5, help="decode threshold to record")
     p.add_argument("--iou-thresh", type=float, default=0.3, help="NMS IoU threshold to record")
-    p.add_argument("--nms", default="weighted", choices=["weighted", "hard"])
+    p.add_argument("--nms", default="weighted", choices=NMS_KINDS,
+                   help="non-maximum suppression to record (default weighted, as MediaPipe)")
     p.add_argument("--out", default=None, help="output folder (default exports/<model name>)")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 1, nothing written) when the linter finds an error")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--verbose", action="store_true",
+                   help="show TensorFlow's and onnx2tf's own output")
 
 
 def run(args) -> int:
@@ -59,14 +67,15 @@ def run(args) -> int:
     cfg = ExportConfig(weights=args.weights, anchors=args.anchors, int8=args.int8,
                        calib=args.calib, calib_count=args.calib_count,
                        calib_method=args.calib_method,
-                       graph_score_clip=args.score_clip or None,
+                       logit_saturation=args.logit_saturation or None,
                        equalize=not args.no_equalize, crop_boxes=args.crop_boxes,
                        images_root=args.images_root, seed=args.seed, formats=formats,
                        outputs=args.outputs, onnx_layout=args.onnx_layout,
                        channel_pad=args.channel_pad,
                        input_type=args.input_type, opset=args.opset, out=args.out,
                        score_thresh=args.score_thresh, iou_thresh=args.iou_thresh,
-                       nms=args.nms, progress=not args.quiet, strict=args.strict)
+                       nms=args.nms, progress=not args.quiet, verbose=args.verbose,
+                       strict=args.strict)
     res = export(cfg)
     print(format_summary(res))
     return 0
