@@ -224,7 +224,8 @@ class ArtifactEntry:
     def from_dict(cls, key: str, d, where: str, v1: bool = False) -> "ArtifactEntry":
         p = f"artifacts.{key}"
         f = _Fields(d, where, p)
-        fmt = f.get("format", "str", required=True)
+        path = f.get("path", "str", required=True)
+        fmt = f.get("format", "str", "tflite" if path.endswith(".tflite") else "onnx")
         if fmt not in ("onnx", "tflite"):
             f._bad("format", "onnx or tflite", fmt)
         prec = f.get("precision", "str", "fp32")
@@ -233,7 +234,7 @@ class ArtifactEntry:
         outs = f.get("outputs", "list", required=True)
         if not outs:
             f._bad("outputs", "a non-empty list", outs)
-        return cls(key, f.get("path", "str", required=True), fmt, prec,
+        return cls(key, path, fmt, prec,
                    f.get("size_bytes", "int", 0), f.get("sha256", "str", ""),
                    InputEntry.from_dict(f.get("input", "dict", {}), where, f"{p}.input"),
                    tuple(OutputEntry.from_dict(o, where, f"{p}.outputs[{i}]", v1)

@@ -43,10 +43,11 @@ from typing import Sequence
 import numpy as np
 
 from . import harness
-from .calib_data import builtin_holdout, load_images, resolve_source
+from .calib_data import evaluation_images
 from .compare import (FP32_DEFAULT, INT8_DEFAULT, RELEVANT_SCORE, CheckResult, RuntimeResult,
                       TensorStats, Tolerance, Tolerances, compare_runtime, fmt_db,
                       load_tolerances, tensor_stats)
+from .draw import draw_detections, save_png
 from .errors import BlazeEarError
 from .textfmt import progress_printer, text_table
 from .manifest import load_manifest
@@ -60,19 +61,8 @@ from .weights import sha256_file
 
 def load_parity_images(images=None, count: int | None = None, images_root=None,
                        keep_originals: bool = False):
-    """``images`` None/'builtin' -> the built-in hold-out (astronaut + 40 LFW crops, never used
-    for calibration); else a folder, image file, BlazeEar CSV or COCO json (first ``count``)."""
-    if count is not None and count <= 0:
-        raise BlazeEarError(f"--count must be positive, got {count}")
-    kind, samples = resolve_source(images, images_root)
-    if kind == "builtin":
-        samples = builtin_holdout(samples)
-    src = str(images or "builtin")
-    ims = load_images(samples, count=count, shuffle=False, keep_originals=keep_originals,
-                      source=src, kind=kind, progress=False, desc="parity images")
-    desc = ("built-in hold-out (astronaut + LFW crops, not used for calibration)"
-            if kind == "builtin" else f"{kind} {src}")
-    return ims, desc
+    """The images parity runs on (see :func:`blazeear_edge.calib_data.evaluation_images`)."""
+    return evaluation_images(images, count, images_root, keep_originals, "parity images")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,18 +205,6 @@ def check_manifest(manifest, runtimes: Sequence[Runtime]) -> CheckResult:
 # ---------------------------------------------------------------------------------------------
 # C decode and device log
 # ---------------------------------------------------------------------------------------------
-def _int8_outputs(hm, raw: list[dict]) -> list[list[np.ndarray]]:
-    """A runtime's raw outputs as the integer arrays the C code takes (ONNX QDQ float outputs
-    re-quantised with their DequantizeLinear's scale and zero point)."""
-    out = []
-    for d in raw:
-        arrs = [np.asarray(d[s.name]) for s in hm.specs]
-        if any(a.dtype.kind == "f" for a in arrs):
-            arrs = harness.quantize_outputs(arrs, hm.specs)
-        out.append(arrs)
-    return out
-
-
 def check_c_decode(manifest, key: str, label: str, raw: list[dict], imageset) -> CheckResult:
     """Build the C post-processing for the host, feed it this artifact's int8 outputs and compare
     with the NumPy decode of the same outputs (same count and order, boxes within 1e-5)."""
@@ -236,7 +214,7 @@ def check_c_decode(manifest, key: str, label: str, raw: list[dict], imageset) ->
         return CheckResult(name, "not available",
                            "C harness: not available (no gcc: apt-get install -y gcc)")
     hm = harness.harness_model(manifest, artifact=key)
-    vecs = harness.make_vectors(hm, _int8_outputs(hm, raw), names=imageset.names,
+    vecs = harness.make_vectors(hm, harness.integer_outputs(hm, raw), names=imageset.names,
                                 letterboxes=imageset.letterboxes, source=key)
     with tempfile.TemporaryDirectory(prefix="blazeear-parity-c-") as td:
         try:
@@ -290,7 +268,7 @@ def check_device_log(manifest, path, runtimes: dict, raws: dict, imageset) -> Ch
         if fr.error is not None:
             fails.append(f"{name}: frame {fr.name}: the board reported error code {fr.error}")
             continue
-        ints = _int8_outputs(hm, [raws[key][i]])[0]
+        ints = harness.integer_outputs(hm, [raws[key][i]])[0]
         lb = imageset.letterboxes[i] if fr.space == "image" else None
         if lb is not None and fr.letterbox is not None and fr.letterbox != lb:
             fails.append(f"{name}: frame {fr.name}: letterbox {fr.letterbox} differs from the "
@@ -338,7 +316,6 @@ def draw_worst(report: ParityReport, imageset, ref_dets: list, dets: dict, out_d
     """Side-by-side PNGs (reference | int8) of the ``count`` worst images of each int8 runtime."""
     import cv2
 
-    from .draw import draw_detections, save_png
 
     out = Path(out_dir)
     written = []
@@ -545,6 +522,9 @@ def format_report(rep: ParityReport) -> str:
         for wmsg in c.data.get("warnings", []):
             L.append(f"  warning: {wmsg}")
     L.append("")
+    for r in rep.runtimes:
+        for wmsg in r.warnings:
+            L.append(f"warning: {wmsg}")
     for n in rep.notes:
         L.append(f"note: {n}")
     if rep.drawn:

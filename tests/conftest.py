@@ -1,4 +1,10 @@
-"""Shared fixtures: the default model, real test images, the independent references, the CLI.
+"""Shared fixtures: the default export, the default model, real test images, the independent
+references, the CLI.
+
+``default_export``: one ``export --int8`` of the default MediaPipe-weight model per test session
+(about 40 s), shared by the export, lint, parity, harness and bench tests; every test using it is
+marked ``slow``. Set ``BLAZEEAR_TEST_EXPORT=DIR`` to reuse an existing export folder while
+iterating locally.
 
 References used across the tests (none of them is the code under test):
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +35,58 @@ LFW_FACE_INDICES = (0, 25, 50, 75)
 LFW_NONFACE_INDICES = (100, 160)
 #: How many ear210 photos the parity tests run (sorted by name; the set has about 95).
 EAR210_COUNT = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# the shared default export
+# ---------------------------------------------------------------------------------------------
+#: socket connections attempted while the shared export ran (must stay empty)
+NETWORK_ATTEMPTS: list = []
+@pytest.fixture(scope="session")
+def default_export(tmp_path_factory) -> Path:
+    reuse = os.environ.get("BLAZEEAR_TEST_EXPORT")
+    if reuse:
+        return Path(reuse)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from blazeear_edge.export import ExportConfig, export
+
+    import socket
+
+    out = tmp_path_factory.mktemp("export") / "default"
+    real = socket.socket.connect
+
+    def record(self, address):  # the export must never reach the network
+        NETWORK_ATTEMPTS.append(address)
+        raise ConnectionRefusedError(f"network disabled in tests: {address}")
+
+    socket.socket.connect = record
+    try:
+        export(ExportConfig(int8=True, out=str(out), progress=False))
+    finally:
+        socket.socket.connect = real
+    return out
+
+
+@pytest.fixture(scope="session")
+def export_network_attempts(default_export) -> list:
+    """Socket connections attempted while ``default_export`` ran (each one was refused)."""
+    return NETWORK_ATTEMPTS
+
+
+@pytest.fixture(scope="session")
+def ear210() -> Path:
+    """../shared/data/ear210 beside the repository, or a skip naming the missing path."""
+    if not (EAR210 / "val_coco.json").is_file():
+        pytest.skip(f"real ear data not present at {EAR210} (only in the project workspace)")
+    return EAR210
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs the shared default export (about 40 s once) is ``slow``:
+    ``pytest -m "not slow"`` runs the rest in seconds."""
+    for item in items:
+        if "default_export" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -203,7 +203,7 @@ def test_device_columns_from_st_files(default_export, st_files, tmp_path):
 
 def test_report_goes_to_the_artifact_it_names(default_export, tmp_path):
     man = load_manifest(default_export)
-    onnx_name = man.artifact("int8_onnx")["path"]
+    onnx_name = man.artifact("int8_onnx").path
     named = tmp_path / "network_analyze_report.txt"
     named.write_text(report_text(onnx_name))
     unnamed = tmp_path / "other_report.txt"

@@ -443,6 +443,10 @@ def test_cli_harness_bad_input(run_cli, tmp_path, fake_export):
     m = json.loads((fake_export / "manifest.json").read_text())
     m["artifacts"] = {"fp32_onnx": {"outputs": [s.to_dict() for s in SPLIT_OUTPUTS]}}
     (fake_export / "manifest.json").write_text(json.dumps(m))
+    res = run_cli("harness", fake_export)  # a damaged manifest: the field is named
+    assert res.code == 2 and "artifacts.fp32_onnx.path" in res.err and "Traceback" not in res.err
+    m["artifacts"]["fp32_onnx"]["path"] = "m_fp32.onnx"
+    (fake_export / "manifest.json").write_text(json.dumps(m))
     res = run_cli("harness", fake_export)
     assert res.code == 2 and "no int8 artifact" in res.err
     res = run_cli("harness", fake_export, "--run", "none")

@@ -1,4 +1,11 @@
-"""Calibration (and evaluation) image sets, pre-processed exactly as at inference.
+"""Image sources for everyone: calibration, export verification, parity, evaluate, the harness.
+Every set is pre-processed exactly as at inference.
+
+* :func:`build_calibration`: the calibration set (``export --int8``, ``calib``);
+* :func:`verification_images`: export's hold-out (built-in, or a seeded part of ``--calib``
+  that calibration then leaves out);
+* :func:`evaluation_images`: what ``parity`` and ``harness`` run on (built-in hold-out, or the
+  first N of a folder / image / CSV / COCO json).
 
 Sources (``resolve_source``):
 
@@ -321,3 +328,46 @@ def load_npz(path: str | os.PathLike) -> ImageSet:
     if nchw.ndim != 4 or nchw.shape[1:] != (3, 128, 128) or len(nchw) == 0:
         raise BlazeEarError(f"{path}: 'nchw' must be (N>0, 3, 128, 128), got {nchw.shape}")
     return ImageSet(nchw, names, prov)
+
+
+def evaluation_images(images=None, count: int | None = None, images_root=None,
+                      keep_originals: bool = False, desc: str = "images"):
+    """``images`` None/'builtin' -> the built-in hold-out (astronaut + 40 LFW crops, never used
+    for calibration); else a folder, image file, BlazeEar CSV or COCO json (first ``count``).
+    Returns (ImageSet, a description of the source)."""
+    if count is not None and count <= 0:
+        raise BlazeEarError(f"--count must be positive, got {count}")
+    kind, samples = resolve_source(images, images_root)
+    if kind == "builtin":
+        samples = builtin_holdout(samples)
+    src = str(images or "builtin")
+    ims = load_images(samples, count=count, shuffle=False, keep_originals=keep_originals,
+                      source=src, kind=kind, progress=False, desc=desc)
+    what = ("built-in hold-out (astronaut + LFW crops, not used for calibration)"
+            if kind == "builtin" else f"{kind} {src}")
+    return ims, what
+
+
+def verification_images(calib=None, images_root=None, *, calib_count: int = 200,
+                        verify_count: int = 32, seed: int = 0, progress: bool = False):
+    """Export's verification images: the built-in hold-out, or a seeded part of the user's
+    calibration source that calibration then leaves out (when the source has enough images).
+    Returns (ImageSet, names held out of calibration)."""
+    src = calib if calib and not str(calib).endswith(".npz") else None
+    kind, samples = resolve_source(src, images_root)
+    if kind == "builtin":
+        held, note = builtin_holdout(samples), "built-in hold-out, not used for calibration"
+    elif len(samples) >= calib_count + 8 or len(samples) >= 2 * verify_count:
+        rng = np.random.default_rng(seed + 1)
+        idx = rng.permutation(len(samples))[:min(verify_count, len(samples) // 4)]
+        held, note = [samples[int(i)] for i in idx], "held out from calibration"
+    else:
+        held, note = samples, "overlaps the calibration set (too few images to hold some out)"
+    vs = load_images(held, count=verify_count if kind != "builtin" else None,
+                     seed=seed + 1, source=str(src or "builtin"), kind=kind,
+                     progress=progress, desc="verification images")
+    vs.provenance["note"] = note
+    vs.provenance["names"] = vs.names
+    vs.provenance.pop("files", None)
+    vs.provenance.pop("skipped_files", None)
+    return vs, ({s.name for s in held} if "held out" in note else set())

@@ -66,13 +66,10 @@ def run(args) -> int:
 
     vectors = []
     if args.count:
-        from ..calib_data import builtin_holdout, load_images, resolve_source
+        from ..calib_data import evaluation_images
 
-        kind, samples = resolve_source(args.images, args.images_root)
-        if kind == "builtin":
-            samples = builtin_holdout(samples)
-        imgs = load_images(samples, count=args.count, shuffle=False, source=str(args.images or
-                           "builtin"), kind=kind, progress=False, desc="harness images")
+        imgs, _ = evaluation_images(args.images, args.count, args.images_root,
+                                    desc="harness images")
         print(f"running {manifest.artifact_path(model.artifact).name} ({model.artifact}) on "
               f"{len(imgs)} image(s) ...", file=log)
         outs = export_outputs(manifest, model, imgs.nhwc, imgs.nchw)

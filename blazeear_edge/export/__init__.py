@@ -37,7 +37,7 @@ import numpy as np
 
 from .._native import quiet_native_output
 from ..anchors import resolve_anchors
-from ..calib_data import build_calibration, builtin_holdout, load_images, resolve_source, save_npz
+from ..calib_data import build_calibration, save_npz, verification_images
 from ..compare import RuntimeResult, Tolerances, compare_runtime
 from ..errors import BlazeEarError
 from ..lint import lint_model
@@ -49,7 +49,9 @@ from ..quantize import (CALIBRATION_METHODS, INPUT_TYPES, activation_sqnr,
                         onnx_output_quantization, quantize_onnx, quantize_tflite)
 from ..runtimes import onnx_session, run_onnx, run_tflite, run_torch, tflite_io
 from ..weights import load_model, sha256_file
+from ..quantize.equalize import equalize_blocks
 from .onnx_export import INPUT_NAME, export_onnx, op_counts
+from .tflite_export import onnx_to_tflite
 
 Format = Literal["onnx", "tflite"]
 Outputs = Literal["split", "concat"]
@@ -220,8 +222,6 @@ def _replace_dir(src: Path, dst: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 def make_plan(cfg: ExportConfig, model, root: Path, step) -> ExportPlan:
     """Resolve the model, anchors, images and channel padding of an export."""
-    from ..quantize.equalize import equalize_blocks
-
     info = model.info
     model.set_output_clip(cfg.logit_saturation, None)
     reference = model  # every artifact is verified against the checkpoint as loaded
@@ -229,7 +229,10 @@ def make_plan(cfg: ExportConfig, model, root: Path, step) -> ExportPlan:
         model = equalize_blocks(model)
     specs = SPLIT_OUTPUTS if cfg.outputs == "split" else CONCAT_OUTPUTS
     onnx_layout = cfg.onnx_layout if cfg.outputs == "split" else "anchors"
-    verify, held_names = verification_set(cfg)
+    verify, held_names = verification_images(cfg.calib, cfg.images_root,
+                                             calib_count=cfg.calib_count,
+                                             verify_count=cfg.verify_count, seed=cfg.seed,
+                                             progress=cfg.progress)
     calib = None
     if cfg.int8 or "tflite" in cfg.formats:
         calib = build_calibration(cfg.calib, cfg.calib_count, seed=cfg.seed,
@@ -283,29 +286,6 @@ def _report_channel_pad(plan: ExportPlan) -> None:
         f"+{v['macc'] - base['macc']:,} MACs, +{v['weights_bytes'] - base['weights_bytes']:,} B"
         for k, v in pred.items())
     plan.step(f"channel padding: '{plan.pad_mode}' ({plan.pad_choice['reason']}; {desc})")
-
-
-def verification_set(cfg: ExportConfig):
-    """Verification images: the built-in hold-out, or a seeded part of the user's source that
-    calibration then leaves out (when the source has enough images)."""
-    src = cfg.calib if cfg.calib and not str(cfg.calib).endswith(".npz") else None
-    kind, samples = resolve_source(src, cfg.images_root)
-    if kind == "builtin":
-        held, note = builtin_holdout(samples), "built-in hold-out, not used for calibration"
-    elif len(samples) >= cfg.calib_count + 8 or len(samples) >= 2 * cfg.verify_count:
-        rng = np.random.default_rng(cfg.seed + 1)
-        idx = rng.permutation(len(samples))[:min(cfg.verify_count, len(samples) // 4)]
-        held, note = [samples[int(i)] for i in idx], "held out from calibration"
-    else:
-        held, note = samples, "overlaps the calibration set (too few images to hold some out)"
-    vs = load_images(held, count=cfg.verify_count if kind != "builtin" else None,
-                     seed=cfg.seed + 1, source=str(src or "builtin"), kind=kind,
-                     progress=cfg.progress, desc="verification images")
-    vs.provenance["note"] = note
-    vs.provenance["names"] = vs.names
-    vs.provenance.pop("files", None)
-    vs.provenance.pop("skipped_files", None)
-    return vs, ({s.name for s in held} if "held out" in note else set())
 
 
 def choose_channel_pad(model, opset: int, outputs: str,
@@ -390,8 +370,6 @@ def onnx_int8(plan: ExportPlan) -> None:
 
 def tflite_stages(plan: ExportPlan) -> None:
     """onnx2tf (offline, our calibration images) -> fp32 TFLite; then the int8 TFLite."""
-    from .tflite_export import onnx_to_tflite
-
     plan.step("converting to TFLite with onnx2tf (offline, our calibration images) ...")
     with tempfile.TemporaryDirectory(dir=plan.root) as td:
         # onnx2tf rewrites its input file in place (onnxsim): hand it a copy, in the anchor
@@ -625,4 +603,4 @@ def format_summary(res: ExportResult) -> str:
 
 __all__ = ["ExportConfig", "ExportPlan", "ExportResult", "asdict", "camera_mapping",
            "choose_channel_pad", "export", "fields", "format_summary", "make_plan",
-           "stedgeai_command", "verification_set"]
+           "stedgeai_command"]

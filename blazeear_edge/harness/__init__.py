@@ -24,6 +24,9 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import BlazeEarError
+from ..detect import Detector
+from ..preprocess import preprocess
+from ..runtimes import run_onnx, run_tflite
 from .build import (APT_LINE, MAX_M55_VECTORS, Tools, build_board_stub, build_host, build_m55,
                     find_tools, firmware_dir, require, run_host, run_m55, write_tree)
 from .compare import BOX_TOL, SCORE_TOL, FrameResult, compare_frame, compare_log
@@ -39,7 +42,7 @@ __all__ = [
     "APT_LINE", "BOX_TOL", "SCORE_TOL", "TARGETS", "DeviceFrame", "DeviceLog", "FrameResult",
     "HarnessModel", "HarnessReport", "Tools", "Vector", "build_board_stub", "build_host",
     "build_m55",
-    "compare_frame", "compare_log", "export_outputs", "find_tools", "firmware_dir",
+    "compare_frame", "compare_log", "export_outputs", "integer_outputs", "find_tools", "firmware_dir",
     "format_report", "harness_model", "make_vectors", "minimal_manifest", "model_header",
     "parse_device_log", "prepare", "quantize_outputs", "quantize_specs", "read_device_log",
     "run_harness", "run_host", "run_m55", "synthetic_vectors", "torch_float_outputs",
@@ -117,18 +120,23 @@ def export_outputs(manifest, model: HarnessModel, nhwc: np.ndarray,
                    nchw: np.ndarray | None = None) -> list[list[np.ndarray]]:
     """Run the export's int8 artifact (TFLite int8 outputs directly; an ONNX QDQ model's float
     outputs re-quantised with the scale and zero point of their DequantizeLinear)."""
-    from ..runtimes import run_onnx, run_tflite
-
     art = manifest.artifact(model.artifact)
     path = manifest.artifact_path(model.artifact)
     if not path.is_file():
         raise BlazeEarError(f"{path}: artifact {model.artifact} named by the manifest is missing")
-    if art.get("format") == "tflite" or path.suffix == ".tflite":
+    if art.format == "tflite":
         raw = run_tflite(path, nhwc, model.specs)
     else:
         if nchw is None:
             nchw = np.ascontiguousarray(np.asarray(nhwc).transpose(0, 3, 1, 2))
         raw = run_onnx(path, nchw, model.specs)
+    return integer_outputs(model, raw)
+
+
+def integer_outputs(model: HarnessModel, raw: list[dict]) -> list[list[np.ndarray]]:
+    """A runtime's raw outputs as the integer arrays the C code takes, in the model's output
+    order (ONNX QDQ float outputs re-quantised with their DequantizeLinear's scale and zero
+    point, which gives back the integer tensor exactly)."""
     out = []
     for d in raw:
         arrs = [np.asarray(d[s.name]) for s in model.specs]
@@ -141,9 +149,6 @@ def export_outputs(manifest, model: HarnessModel, nhwc: np.ndarray,
 def torch_float_outputs(images: Sequence[np.ndarray], weights: str = "mediapipe"):
     """The PyTorch model's four float outputs and the letterbox of each RGB image (to quantise
     with :func:`quantize_specs` / :func:`quantize_outputs` when there is no int8 export)."""
-    from ..detect import Detector
-    from ..preprocess import preprocess
-
     det = Detector(weights)
     outs, lbs = [], []
     for img in images:

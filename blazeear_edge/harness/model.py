@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import BlazeEarError
+from ..manifest import Manifest
 from ..postprocess import NUM_ANCHORS, NUM_COORDS, DecodeConfig, OutputSpec
 
 #: int8 artifacts in order of preference (ST Edge AI compiles the TFLite one).
@@ -88,8 +89,6 @@ def harness_model(manifest, artifact: str | None = None, anchors=None,
     ``artifact``: which artifact's outputs (default: ``int8_tflite``, else ``int8_onnx``, else
     the first artifact whose outputs are integer).  ``config`` overrides the manifest's decode.
     """
-    from ..manifest import Manifest
-
     if isinstance(manifest, Manifest):
         data, where = manifest.data, str(manifest.root / "manifest.json")
         if anchors is None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import BlazeEarError
 from ..postprocess import (NUM_ANCHORS, NUM_COORDS, DecodeConfig, Detections, OutputSpec,
-                           decode_outputs)
+                           decode_outputs, dequantize, sigmoid_scores)
 from ..preprocess import Letterbox
 from .model import C_DTYPES, HarnessModel, c_string, config_initializer, harness_model
 
@@ -172,8 +172,6 @@ def _q(spec: OutputSpec, real) -> np.ndarray:
 
 def _score_qmin(spec: OutputSpec, cfg: DecodeConfig) -> int:
     """Smallest integer score level whose float score passes (what the C pre-filter finds)."""
-    from ..postprocess import dequantize, sigmoid_scores
-
     info = np.iinfo(C_DTYPES[spec.dtype][2])
     levels = np.arange(info.min, info.max + 1)
     s = sigmoid_scores(dequantize(levels.astype(C_DTYPES[spec.dtype][2]), spec.scale,

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BlazeEarError
+from ..runtimes import onnx_session
 
 CALIBRATION_METHODS = ("movavg", "minmax", "percentile", "entropy")
 INPUT_TYPES = ("float32", "uint8", "int8")
@@ -68,7 +69,6 @@ def _chain_to_producer(model, name: str) -> list[str]:
 
 def output_ranges(fp32_path: str | os.PathLike, calib_nchw: np.ndarray, names) -> dict:
     """Global (min, max) of the named graph outputs over the calibration set."""
-    from ..runtimes import onnx_session
 
     sess = onnx_session(fp32_path)
     inp = sess.get_inputs()[0].name
