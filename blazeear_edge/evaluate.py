@@ -287,6 +287,21 @@ class EvalReport:
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
+def _what_to_run(target, runtimes, weights, anchors, score_thresh):
+    """(runtimes, anchor table, decode config, model name, notes) for an export folder or one
+    model file."""
+    t = Path(target)
+    if t.is_dir() or t.name == MANIFEST_FILE:
+        manifest = load_manifest(t)
+        rts, notes = export_runtimes(manifest, runtimes, weights=weights)
+        return (rts, manifest.anchors(), manifest.decode_config(score_thresh=score_thresh),
+                manifest.name, notes)
+    if runtimes:
+        raise BlazeEarError("--runtimes applies to an export folder, not a model file")
+    rt, table, name = model_file_runtime(str(target), anchors)
+    return [rt], table, DecodeConfig(score_thresh=score_thresh), name, []
+
+
 def evaluate(target: str | os.PathLike, data: str | os.PathLike, images_root=None,
              runtimes: Sequence[str] | None = None, score_thresh: float = EVAL_SCORE_THRESH,
              count: int | None = None, anchors: str | None = None, category: str | None = None,
@@ -298,27 +313,13 @@ def evaluate(target: str | os.PathLike, data: str | os.PathLike, images_root=Non
     ``anchors``: for a single model file (unit | ear | FILE.npy); ``category``: the COCO
     category to score when the json has several; ``plot``: write the precision-recall PNG here.
     """
-
     say = progress_printer(progress)
     if not 0.0 <= score_thresh <= 1.0:
         raise BlazeEarError(f"--score-thresh must be within [0, 1], got {score_thresh}")
     if count is not None and count <= 0:
         raise BlazeEarError(f"--count must be positive, got {count}")
     gt = load_ground_truth(data, images_root, category)
-    t = Path(target)
-    notes: list[str] = []
-    if t.is_dir() or t.name == MANIFEST_FILE:
-        manifest = load_manifest(t)
-        rts, notes = export_runtimes(manifest, runtimes, weights=weights)
-        table = manifest.anchors()
-        cfg = manifest.decode_config(score_thresh=score_thresh)
-        name = manifest.name
-    else:
-        if runtimes:
-            raise BlazeEarError("--runtimes applies to an export folder, not a model file")
-        rt, table, name = model_file_runtime(str(target), anchors)
-        rts = [rt]
-        cfg = DecodeConfig(score_thresh=score_thresh)
+    rts, table, cfg, name, notes = _what_to_run(target, runtimes, weights, anchors, score_thresh)
     if not rts:
         raise BlazeEarError(f"{target}: nothing to run ({'; '.join(notes) or 'no runtimes'})")
 

@@ -122,84 +122,89 @@ def check_manifest(manifest, runtimes: Sequence[Runtime]) -> CheckResult:
             continue
         art = manifest.artifact(rt.key)
         who = f"{rt.label} ({rt.key})"
-        outs = [o.to_dict() for o in art.outputs]
-        n_out += len(outs)
+        n_out += len(art.outputs)
         if art.sha256 and sha256_file(rt.path) != art.sha256:
             warnings.append(f"{who}: {rt.path.name} changed since the export (sha256 differs "
                             f"from the manifest)")
-        if rt.fmt == "onnx":
-            model_outs = [(o.name, [d if isinstance(d, int) else None for d in o.shape])
-                          for o in onnx_session(rt.path).get_outputs()]
-            quant = onnx_output_quantization(rt.path) if rt.precision == "int8" else {}
-            if len(model_outs) != len(outs):
-                problems.append(f"{who}: the manifest lists {len(outs)} outputs, the model has "
-                                f"{len(model_outs)}")
-            for i, (o, (name, shape)) in enumerate(zip(outs, model_outs)):
-                if o.get("name") != name:
-                    problems.append(f"{who}: output #{i}: the manifest says '{o.get('name')}', "
-                                    f"the model's output #{i} is '{name}' (wrong output order "
-                                    f"in the manifest)")
-                    continue
-                if list(o.get("shape", [])) != shape and None not in shape:
-                    problems.append(f"{who}: output {name}: manifest shape {o.get('shape')}, "
-                                    f"model {shape}")
-                q = o.get("quantization")
-                if isinstance(q, dict) and name in quant:
-                    s, z = quant[name]
-                    if int(q.get("zero_point", 0)) != z or not np.isclose(q.get("scale"), s,
-                                                                          rtol=1e-6, atol=0):
-                        problems.append(f"{who}: output {name}: manifest scale "
-                                        f"{q.get('scale'):.9g} / zero point "
-                                        f"{q.get('zero_point')}, the model's DequantizeLinear "
-                                        f"has {s:.9g} / {z}")
-        elif rt.fmt == "tflite":
-            it = tflite_interpreter(rt.path)
-            details = it.get_output_details()
-            if len(details) != len(outs):
-                problems.append(f"{who}: the manifest lists {len(outs)} outputs, the model has "
-                                f"{len(details)}")
-            for i, (o, d) in enumerate(zip(outs, details)):
-                name = o.get("name")
-                shape = [int(v) for v in d["shape"]]
-                tname = o.get("tensor_name")
-                if (tname is not None and tname != d["name"]) or \
-                        list(o.get("shape", [])) != shape:
-                    problems.append(f"{who}: output #{i}: the manifest says '{name}' "
-                                    f"(tensor {tname}, {tuple(o.get('shape', []))}), the "
-                                    f"model's output #{i} is tensor {d['name']} "
-                                    f"{tuple(shape)} (wrong output order in the manifest)")
-                    continue
-                dtype = np.dtype(d["dtype"]).name
-                if o.get("dtype", "float32") != dtype:
-                    problems.append(f"{who}: output {name}: manifest dtype {o.get('dtype')}, "
-                                    f"model {dtype}")
-                elif dtype != "float32":
-                    s, z = d["quantization"]
-                    if int(o.get("zero_point", 0)) != int(z) or not np.isclose(
-                            o.get("scale", 1.0), s, rtol=1e-6, atol=0):
-                        problems.append(f"{who}: output {name}: manifest scale "
-                                        f"{o.get('scale'):.9g} / zero point "
-                                        f"{o.get('zero_point')}, the model has {s:.9g} / {z}")
-            d_in = it.get_input_details()[0]
-            inp = art.input.to_dict()
-            in_dtype = np.dtype(d_in["dtype"]).name
-            if inp.get("dtype") and inp["dtype"] != in_dtype:
-                problems.append(f"{who}: input: manifest dtype {inp['dtype']}, model {in_dtype}")
-            elif in_dtype != "float32":
-                s, z = d_in["quantization"]
-                if int(inp.get("zero_point", 0)) != int(z) or not np.isclose(
-                        inp.get("scale", 0.0), s, rtol=1e-6, atol=0):
-                    problems.append(f"{who}: input: manifest scale {inp.get('scale')} / zero "
-                                    f"point {inp.get('zero_point')}, the model has {s} / {z}")
+        check = _check_onnx_artifact if rt.fmt == "onnx" else _check_tflite_artifact
+        problems += check(rt, art, who)
     n_art = sum(1 for r in runtimes if r.path is not None)
     detail = (f"{n_art} artifact(s), {n_out} outputs: order, names, shapes, dtypes, scales, "
               f"zero points")
+    data = {"warnings": warnings} if warnings else {}
     if problems:
         return CheckResult("manifest describes the artifacts", "FAILED",
-                           f"{len(problems)} mismatch(es)", problems,
-                           {"warnings": warnings} if warnings else {})
-    return CheckResult("manifest describes the artifacts", "passed", detail, [],
-                       {"warnings": warnings} if warnings else {})
+                           f"{len(problems)} mismatch(es)", problems, data)
+    return CheckResult("manifest describes the artifacts", "passed", detail, [], data)
+
+
+def _quant_differs(q: dict | None, scale: float, zp: int) -> bool:
+    return q is None or int(q["zero_point"]) != int(zp) or not np.isclose(
+        q["scale"], scale, rtol=1e-6, atol=0)
+
+
+def _check_onnx_artifact(rt: Runtime, art, who: str) -> list[str]:
+    problems = []
+    model_outs = [(o.name, [d if isinstance(d, int) else None for d in o.shape])
+                  for o in onnx_session(rt.path).get_outputs()]
+    quant = onnx_output_quantization(rt.path) if rt.precision == "int8" else {}
+    if len(model_outs) != len(art.outputs):
+        problems.append(f"{who}: the manifest lists {len(art.outputs)} outputs, the model has "
+                        f"{len(model_outs)}")
+    for i, (o, (name, shape)) in enumerate(zip(art.outputs, model_outs)):
+        if o.spec.name != name:
+            problems.append(f"{who}: output #{i}: the manifest says '{o.spec.name}', the "
+                            f"model's output #{i} is '{name}' (wrong output order in the "
+                            f"manifest)")
+            continue
+        if list(o.spec.shape) != shape and None not in shape:
+            problems.append(f"{who}: output {name}: manifest shape {list(o.spec.shape)}, model "
+                            f"{shape}")
+        if name in quant and _quant_differs(o.quantization, *quant[name]):
+            q = o.quantization or {}
+            problems.append(f"{who}: output {name}: manifest scale {q.get('scale')} / zero "
+                            f"point {q.get('zero_point')}, the model's DequantizeLinear has "
+                            f"{quant[name][0]:.9g} / {quant[name][1]}")
+    return problems
+
+
+def _check_tflite_artifact(rt: Runtime, art, who: str) -> list[str]:
+    problems = []
+    it = tflite_interpreter(rt.path)
+    details = it.get_output_details()
+    if len(details) != len(art.outputs):
+        problems.append(f"{who}: the manifest lists {len(art.outputs)} outputs, the model has "
+                        f"{len(details)}")
+    for i, (o, d) in enumerate(zip(art.outputs, details)):
+        name, shape = o.spec.name, [int(v) for v in d["shape"]]
+        if (o.tensor_name is not None and o.tensor_name != d["name"]) or \
+                list(o.spec.shape) != shape:
+            problems.append(f"{who}: output #{i}: the manifest says '{name}' (tensor "
+                            f"{o.tensor_name}, {tuple(o.spec.shape)}), the model's output #{i} "
+                            f"is tensor {d['name']} {tuple(shape)} (wrong output order in the "
+                            f"manifest)")
+            continue
+        dtype = np.dtype(d["dtype"]).name
+        if o.spec.dtype != dtype:
+            problems.append(f"{who}: output {name}: manifest dtype {o.spec.dtype}, model "
+                            f"{dtype}")
+        elif dtype != "float32":
+            s, z = d["quantization"]
+            if _quant_differs({"scale": o.spec.scale, "zero_point": o.spec.zero_point}, s, z) \
+                    or _quant_differs(o.quantization, s, z):
+                problems.append(f"{who}: output {name}: manifest scale {o.spec.scale:.9g} / "
+                                f"zero point {o.spec.zero_point}, the model has {s:.9g} / {z}")
+    d_in, inp = it.get_input_details()[0], art.input
+    in_dtype = np.dtype(d_in["dtype"]).name
+    if inp.dtype != in_dtype:
+        problems.append(f"{who}: input: manifest dtype {inp.dtype}, model {in_dtype}")
+    elif in_dtype != "float32":
+        s, z = d_in["quantization"]
+        if inp.scale is None or _quant_differs({"scale": inp.scale,
+                                                "zero_point": inp.zero_point or 0}, s, z):
+            problems.append(f"{who}: input: manifest scale {inp.scale} / zero point "
+                            f"{inp.zero_point}, the model has {s} / {z}")
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,29 +426,9 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
             compare_runtime(res, raws[ref_rt.key], ref_rt.specs, raw, rt.specs, anchors, cfg,
                             tol.for_precision(rt.precision), dets[ref_rt.key], d)
 
-    report.checks.append(check_manifest(manifest, runtimes))
     labels = {rt.key: rt for rt in runtimes}
-    for key in ("int8_tflite", "int8_onnx"):
-        if key not in manifest.artifacts or (keys is not None and key not in keys):
-            continue
-        label = RUNTIME_LABELS[key]
-        if key not in raws:
-            report.checks.append(CheckResult(f"C decode == NumPy decode ({label})", "not run",
-                                             f"{label} did not run"))
-        elif not c_check:
-            report.checks.append(CheckResult(f"C decode == NumPy decode ({label})", "not run",
-                                             "skipped (--no-c)"))
-        else:
-            say(f"building the C post-processing for the host and feeding it {label} ...")
-            report.checks.append(check_c_decode(manifest, key, label, raws[key], imageset))
-    if not any(k in manifest.artifacts for k in ("int8_tflite", "int8_onnx")):
-        report.checks.append(CheckResult("C decode == NumPy decode", "not run",
-                                         "the export has no int8 artifact"))
-    if device_log is not None:
-        report.checks.append(check_device_log(manifest, device_log, labels, raws, imageset))
-    else:
-        report.checks.append(CheckResult("device log == NumPy decode", "not run",
-                                         "give --device-log FILE (a board's UART capture)"))
+    report.checks += _device_checks(manifest, runtimes, raws, imageset, keys, c_check,
+                                    device_log, say)
     if draw_dir is not None and ref_rt.key in dets:
         ref_px = [decode_outputs(r, anchors, cfg, ref_rt.specs, letterbox=lb)
                   for r, lb in zip(raws[ref_rt.key], imageset.letterboxes)]
@@ -452,6 +437,34 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
               for k in raws if labels[k].precision == "int8"}
         report.drawn = draw_worst(report, imageset, ref_px, px, draw_dir, draw_count)
     return report
+
+
+def _device_checks(manifest, runtimes, raws, imageset, keys, c_check, device_log,
+                   say) -> list[CheckResult]:
+    """The manifest check, the C decode per int8 artifact and the device log."""
+    out = [check_manifest(manifest, runtimes)]
+    labels = {rt.key: rt for rt in runtimes}
+    for key in ("int8_tflite", "int8_onnx"):
+        if key not in manifest.artifacts or (keys is not None and key not in keys):
+            continue
+        name = f"C decode == NumPy decode ({RUNTIME_LABELS[key]})"
+        if key not in raws:
+            out.append(CheckResult(name, "not run", f"{RUNTIME_LABELS[key]} did not run"))
+        elif not c_check:
+            out.append(CheckResult(name, "not run", "skipped (--no-c)"))
+        else:
+            say(f"building the C post-processing for the host and feeding it "
+                f"{RUNTIME_LABELS[key]} ...")
+            out.append(check_c_decode(manifest, key, RUNTIME_LABELS[key], raws[key], imageset))
+    if not any(k in manifest.artifacts for k in ("int8_tflite", "int8_onnx")):
+        out.append(CheckResult("C decode == NumPy decode", "not run",
+                               "the export has no int8 artifact"))
+    if device_log is not None:
+        out.append(check_device_log(manifest, device_log, labels, raws, imageset))
+    else:
+        out.append(CheckResult("device log == NumPy decode", "not run",
+                               "give --device-log FILE (a board's UART capture)"))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,5 +558,4 @@ __all__ = ["FP32_DEFAULT", "INT8_DEFAULT", "RELEVANT_SCORE", "RUNTIME_KEYS", "RU
            "CheckResult", "ParityReport", "Runtime", "RuntimeResult", "TensorStats", "Tolerance",
            "Tolerances", "check_c_decode", "check_device_log", "check_manifest", "draw_worst",
            "export_runtimes", "format_report", "load_parity_images", "load_tolerances",
-           "progress_printer", "run_parity", "run_torch_batched", "tensor_stats", "text_table",
-           "torch_reference"]
+           "progress_printer", "run_parity", "tensor_stats", "text_table"]

@@ -362,3 +362,32 @@ def test_export_strict_fails_on_a_lint_error(tmp_path, monkeypatch):
                             channel_pad="concat"))
     assert ei.value.exit_code == 1 and "float16" in str(ei.value)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_export_options_are_the_config_fields():
+    """Config once: every ``export`` option is an ExportConfig field with the same default, and
+    bad values are refused by the config itself, naming the field."""
+    import argparse
+    from dataclasses import fields
+
+    from blazeear_edge.cli import export as cli_export
+    from blazeear_edge.errors import BlazeEarError
+    from blazeear_edge.export import ExportConfig
+
+    p = argparse.ArgumentParser()
+    cli_export.add_arguments(p)
+    args = vars(p.parse_args([]))
+    defaults = {f.name: f.default for f in fields(ExportConfig)}
+    mapped = {"formats": ",".join(defaults["formats"]), "equalize": None, "progress": None}
+    for name, value in args.items():
+        if name in ("no_equalize", "quiet"):
+            continue
+        assert name in defaults, f"--{name.replace('_', '-')} is not an ExportConfig field"
+        want = mapped.get(name, defaults[name])
+        assert value == want, (name, value, want)
+    for field, bad in (("calib_method", "kl"), ("channel_pad", "x"), ("nms", "soft"),
+                       ("outputs", "three"), ("input_type", "fp16")):
+        with pytest.raises(BlazeEarError, match=field):
+            ExportConfig(**{field: bad})
+    with pytest.raises(BlazeEarError, match="logit_saturation"):
+        ExportConfig(logit_saturation=-1.0)

@@ -9,6 +9,10 @@ HELP = ("prove on the host that every runtime of an export (ONNX/TFLite fp32/int
 
 
 def add_arguments(p):
+    from dataclasses import fields
+
+    from ..compare import Tolerance
+
     p.add_argument("export_dir", metavar="EXPORT_DIR",
                    help="export folder with manifest.json (from 'blazeear-edge export')")
     p.add_argument("--images", default=None, metavar="SRC",
@@ -20,9 +24,8 @@ def add_arguments(p):
     p.add_argument("--count", type=int, default=None, metavar="N",
                    help="use the first N images (default: all)")
     p.add_argument("--tolerances", default=None, metavar="FILE",
-                   help='JSON {"fp32": {...}, "int8": {...}} overriding default limits '
-                        "(min_sqnr_db, min_match_rate, max_extra_rate, min_mean_iou, "
-                        "max_score_delta, max_keypoint_err_px)")
+                   help='JSON {"fp32": {...}, "int8": {...}} overriding default limits ('
+                        + ", ".join(f.name for f in fields(Tolerance)) + ")")
     p.add_argument("--device-log", default=None, metavar="FILE",
                    help="a board's (or QEMU's) log in the harness format: its frames must "
                         "equal the NumPy decode of the int8 outputs of the same images")

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import BlazeEarError
+from ..manifest import SCHEMA as MANIFEST_SCHEMA
 from ..postprocess import (NUM_ANCHORS, NUM_COORDS, DecodeConfig, Detections, OutputSpec,
                            decode_outputs, dequantize, sigmoid_scores)
 from ..preprocess import Letterbox
@@ -151,12 +152,14 @@ def minimal_manifest(specs: Sequence[OutputSpec], anchors: np.ndarray,
                      config: DecodeConfig | None = None, name: str = "model",
                      artifact: str = "int8_tflite", input: dict | None = None) -> dict:
     """A manifest dict with one int8 artifact, for vectors made before an export exists."""
-    return {"schema": "blazeear-edge/manifest/1", "name": name,
+    return {"schema": MANIFEST_SCHEMA, "name": name,
             "artifacts": {artifact: {"format": "tflite", "precision": "int8",
                                      "input": input or {"dtype": "float32",
                                                         "shape": [1, 128, 128, 3],
                                                         "layout": "NHWC"},
-                                     "outputs": [s.to_dict() for s in specs]}},
+                                     "outputs": [{**s.to_dict(), "quantization": {
+                                         "dtype": s.dtype, "scale": s.scale,
+                                         "zero_point": s.zero_point}} for s in specs]}},
             "anchors": np.asarray(anchors, np.float32),
             "decode": (config or DecodeConfig()).to_dict()}
 
