@@ -6,13 +6,20 @@ The login is ST's OAuth2 authorisation-code flow, done the way ST's own Python c
 1. GET ``<sso>/as/authorization.oauth2?response_type=code&client_id=oidc_prod_client_app_stm32ai
    &scope=openid&redirect_uri=<base>callback&response_mode=query`` (following redirects) to reach
    ST's login page;
-2. POST the login form found there (its hidden fields, ``username``, ``password``,
-   ``_eventId=Login``) without following redirects;
+2. POST the login form found there with exactly the four fields ST's client posts
+   (``username``, ``password``, ``_eventId=Login`` and the form's ``lt`` ticket), without
+   following redirects;
 3. follow the ``Location`` headers by hand until one points to ``<base>callback?code=...``;
 4. POST ``{redirect_url, code}`` to ``<base>api/user_service/login/callback``, which answers
    ``{access_token, refresh_token, expires_at}``.
 
-An expired token is refreshed with POST ``<base>api/user_service/login/refresh``.
+These pages are requested with a session of their own, headed like ST's client's (its browser
+User-Agent, ``Accept: */*``; :func:`~blazeear_edge.cloud.http.make_login_session`), never with the
+API session's JSON headers.  None of these POSTs is ever re-sent: a replayed callback would spend
+the one-time code and a replayed refresh a rotating refresh token.
+
+An expired token is refreshed with POST ``<base>api/user_service/login/refresh`` (form field
+``refresh_token``) *before* it is used: an access token past its ``expires_at`` is never sent.
 
 Credentials come from ``--user`` plus a password prompt, or from ``STEDGEAI_USER`` /
 ``STEDGEAI_PASSWORD``; they are sent to ST's SSO only and never written anywhere.  The token (not
@@ -250,9 +257,11 @@ def sso_login(session, base_url: str, user: str, password: str, *, sso_url: str 
         if form is None:
             raise BlazeEarError(f"no login form on ST's SSO page {resp.url}: the login flow may have "
                                 "changed; log in at https://stedgeai-dc.st.com and report this")
-        data = dict(form["inputs"])
-        data.update({"username": user, "password": password})
-        data.setdefault("_eventId", "Login")
+        if "lt" not in form["inputs"]:
+            raise BlazeEarError(f"no 'lt' field in the login form of {resp.url}: the login flow may "
+                                "have changed; log in at https://stedgeai-dc.st.com and report this")
+        data = {"username": user, "password": password, "_eventId": "Login",
+                "lt": form["inputs"]["lt"]}
         resp = session.post(urljoin(resp.url, form["action"]), data=data, allow_redirects=False,
                             timeout=timeout)
         if resp.status_code == 200 or "Location" not in resp.headers:
