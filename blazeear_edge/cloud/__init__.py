@@ -39,6 +39,9 @@ DEFAULT_BOARD = "STM32N6570-DK"
 #: Benchmark states, in the order the service goes through them (then ``done`` or ``error``).
 BENCHMARK_STATES = ("in_queue", "waiting_for_build", "generating_sources", "copying_sources",
                     "loading_sources", "building", "flashing", "validation", "done")
+#: Default waits in seconds: ST's model zoo gives a board benchmark 2500 s; analyze needs no board.
+BENCHMARK_TIMEOUT = 2500.0
+ANALYZE_TIMEOUT = 600.0
 #: Environment variables read for non-interactive login (never written anywhere).
 ENV_USER = "STEDGEAI_USER"
 ENV_PASSWORD = "STEDGEAI_PASSWORD"
@@ -60,7 +63,7 @@ _LAZY = {
 }
 
 __all__ = ["DEFAULT_BASE_URL", "SSO_URL", "CLIENT_ID", "DEFAULT_BOARD", "BENCHMARK_STATES",
-           "ENV_USER", "ENV_PASSWORD", *_LAZY]
+           "BENCHMARK_TIMEOUT", "ANALYZE_TIMEOUT", "ENV_USER", "ENV_PASSWORD", *_LAZY]
 
 
 def __getattr__(name: str):

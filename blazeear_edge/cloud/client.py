@@ -48,7 +48,8 @@ from urllib.parse import urljoin
 import requests
 
 from ..errors import BlazeEarError
-from . import BENCHMARK_STATES, DEFAULT_BASE_URL, DEFAULT_BOARD, SSO_URL
+from . import (ANALYZE_TIMEOUT, BENCHMARK_STATES, BENCHMARK_TIMEOUT, DEFAULT_BASE_URL, DEFAULT_BOARD,
+               SSO_URL)
 from .auth import (CALLBACK_PATH, Token, TokenStore, authorize_request, callback_url,
                    env_credentials, refresh_token, sso_login, unreachable_error)
 from .http import (RecordedRequest, failed_before_sending, make_login_session, make_plain_session,
@@ -58,9 +59,6 @@ from .protocol import FLAT, analyze_args, benchmark_args, benchmark_body, body_s
 #: (connect, read) timeouts in seconds for ordinary calls and for model uploads.
 TIMEOUT = (10.0, 60.0)
 UPLOAD_TIMEOUT = (10.0, 300.0)
-#: Default waits: ST's model zoo gives a board benchmark 2500 s; analyze needs no board.
-BENCHMARK_TIMEOUT = 2500.0
-ANALYZE_TIMEOUT = 600.0
 #: Placeholders printed in dry-run for values only the service knows.
 PH_BENCHMARK_ID = "BENCHMARK_ID"
 PH_RUNTIME_ID = "RUNTIME_ID"
