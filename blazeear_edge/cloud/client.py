@@ -130,11 +130,11 @@ def resolve_model(target: str | Path) -> tuple[Path, Path]:
     return candidates[0], target
 
 
-def _maybe_started(job: str, url: str, reason: str) -> BlazeEarError:
+def _maybe_started(job: str, url: str, reason: str, base_url: str) -> BlazeEarError:
     """The error for a POST that failed after it may have reached the service."""
     return BlazeEarError(
         f"{job}: {reason} from {url} after the request was sent, so the job may have started at "
-        "ST; it was NOT sent again. Look it up in your Developer Cloud history and fetch it with "
+        f"ST; it was NOT sent again. Look it up in your history on {base_url} and fetch it with "
         "`blazeear-edge cloud result ID`; start a new run only if no job is listed")
 
 
@@ -213,14 +213,14 @@ class DevCloudClient:
             except requests.RequestException as exc:
                 if method != "GET" and not failed_before_sending(exc):
                     if job:
-                        raise _maybe_started(job, url, type(exc).__name__) from None
+                        raise _maybe_started(job, url, type(exc).__name__, self.base_url) from None
                     raise BlazeEarError(f"{method} {url}: {type(exc).__name__} after the request "
                                         "was sent; it was not sent again") from None
                 raise unreachable_error(url, exc) from None
             if job and resp.status_code >= 500:
                 message = server_message(resp)
                 raise _maybe_started(job, url, f"HTTP {resp.status_code}"
-                                     + (f" ({message})" if message else ""))
+                                     + (f" ({message})" if message else ""), self.base_url)
             if resp.status_code != 401 or not auth:
                 return resp
             if attempt == 1:
