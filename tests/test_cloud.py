@@ -718,3 +718,17 @@ def test_requested_version_stands_in_for_a_missing_tool_version(tmp_path):
     r = parse_st_json({**doc, "benchmark": {"info": C_INFO}})  # the service's own word wins
     assert r["tool_version"] == "3.0.0" and r["requested_version"] == "2.2.0"
     assert parse_st_json({"state": "done", "benchmark": {"info": info}})["tool_version"] is None
+
+
+def test_proxy_and_ca_bundle_come_from_the_environment(monkeypatch, tmp_path):
+    bundle = tmp_path / "corp-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    client = DevCloudClient()
+    for session in (client.session, client.login_session, client.refresh_session):
+        settings = session.merge_environment_settings("https://stedgeai-dc.st.com/api/benchmark/boards",
+                                                      {}, None, None, None)
+        assert settings["verify"] == str(bundle)
+        assert settings["proxies"].get("https") == "http://proxy.invalid:3128"

@@ -389,7 +389,10 @@ class DevCloudClient:
         """POST the benchmark once; returns (benchmarkId, the body sent)."""
         body = benchmark_body(model_name, board, version, shape)
         what = f"benchmark of {model_name} on {board}"
-        resp = self._send("POST", f"api/benchmark/benchmark/{board.lower()}", json_body=body, job=what)
+        note = (f"{PH_VERSION} = the version marked isLatest in assets/versions.json; sent once, "
+                "never retried" if version == PH_VERSION else None)
+        resp = self._send("POST", f"api/benchmark/benchmark/{board.lower()}", json_body=body,
+                          note=note, job=what)
         if resp is None:
             return PH_BENCHMARK_ID, body
         if resp.status_code == 404:
