@@ -23,6 +23,7 @@ import json
 from typing import Any, Mapping, Sequence
 
 from ..errors import BlazeEarError
+from . import DEFAULT_BOARD
 
 #: ``CliParameters`` defaults of ST's client that are not ``None`` (declaration order).
 ST_CLI_DEFAULTS: tuple[tuple[str, Any], ...] = (
@@ -61,7 +62,7 @@ def atonn_options(board: str) -> dict:
     return dict(N6_ATONN_OPTIONS) if is_n6(board) else {}
 
 
-def benchmark_args(model_name: str, board: str, version: str | None) -> dict:
+def benchmark_args(model_name: str, board: str = DEFAULT_BOARD, version: str | None = None) -> dict:
     """The benchmark arguments (``_build_arguments_dict`` of ST's ``benchmark_service.py``):
     ``version`` first (ST sets it inside its field loop), the fields, ``atonnOptions``, ``model``."""
     data: dict[str, Any] = {}
