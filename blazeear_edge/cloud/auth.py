@@ -91,6 +91,16 @@ def unreachable_error(url: str, exc: Exception) -> BlazeEarError:
                          "(HTTPS_PROXY) or --base-url")
 
 
+def _interrupted(url: str, exc: Exception, what: str, advice: str) -> BlazeEarError:
+    """A failed login step: "cannot reach" when nothing was sent, else say it was not re-sent."""
+    from .http import failed_before_sending
+
+    if failed_before_sending(exc):
+        return unreachable_error(url, exc)
+    return BlazeEarError(f"{what} interrupted ({type(exc).__name__}) after a request was sent; it was "
+                         f"not sent again: {advice}")
+
+
 @dataclass
 class Token:
     """An access token of the Developer Cloud and what is needed to renew it."""
@@ -288,7 +298,7 @@ def sso_login(session, base_url: str, user: str, password: str, *, sso_url: str 
                             data={"redirect_url": redirect_uri, "code": query["code"][0]},
                             allow_redirects=False, timeout=timeout)
     except requests.RequestException as exc:
-        raise unreachable_error(url, exc) from None
+        raise _interrupted(url, exc, f"login of {user}", "run `blazeear-edge cloud login` again") from None
     if resp.status_code in (400, 401, 403):
         raise BlazeEarError(f"bad credentials: the Developer Cloud refused the login of {user} "
                             f"(HTTP {resp.status_code})")
@@ -312,7 +322,8 @@ def refresh_token(session, base_url: str, token: Token, *, timeout=(10, 60)) -> 
     try:
         resp = session.post(url, data={"refresh_token": token.refresh_token}, timeout=timeout)
     except requests.RequestException as exc:
-        raise unreachable_error(url, exc) from None
+        raise _interrupted(url, exc, "token refresh", "run the command again, or `blazeear-edge "
+                           "cloud login` if ST then refuses the refresh token") from None
     if resp.status_code in (400, 401, 403):
         raise BlazeEarError("token expired and ST refused to refresh it: run "
                             "`blazeear-edge cloud login` again")
