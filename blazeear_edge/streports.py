@@ -65,7 +65,9 @@ def read_st_report(path: str | Path) -> dict:
 
     Besides those fields the dictionary carries ``source`` (the path), ``kind`` (``"c_info"``,
     ``"report"`` or ``"cloud"``), ``sw_ops`` (operator names of the software epochs, when listed,
-    else ``None``) and, for Developer Cloud results, ``board``.
+    else ``None``) and, for Developer Cloud results, ``board`` and ``requested_version`` (the
+    ST Edge AI Core version ``blazeear-edge cloud`` asked for, also used as ``tool_version`` when
+    the result does not state one).
     """
     path = Path(path)
     if not path.is_file():
@@ -161,9 +163,15 @@ def parse_cloud_result(doc: dict, source: str | Path = "<json>") -> dict:
         out["external_ram_bytes"] = 0
     if out["external_flash_bytes"] is None and mapping.get("useExternalFlash") is False:
         out["external_flash_bytes"] = 0
+    # What ``blazeear-edge cloud`` asked for (``request``): the Developer Cloud version of ST Edge
+    # AI Core.  It stands in for the tool version when the service's files do not state one.
+    request = doc.get("request") if isinstance(doc.get("request"), dict) else {}
+    out["requested_version"] = _version_string(request.get("version"))
+    if out["tool_version"] is None:
+        out["tool_version"] = out["requested_version"]
     out.setdefault("sw_ops", None)
     out["kind"] = "cloud"
-    out["board"] = doc.get("board") or body.get("board")
+    out["board"] = doc.get("board") or body.get("board") or request.get("board")
     return out
 
 

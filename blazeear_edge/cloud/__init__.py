@@ -6,16 +6,19 @@ to the same endpoints as ST's own Python client (``stm32ai_dc`` in stm32ai-model
 
 * login: ST's SSO authorisation-code flow (:mod:`.auth`), the token cached with 0600 permissions in
   ``$XDG_CONFIG_HOME/blazeear-edge/token.json`` and refreshed when expired;
-* ``api/file/files/models`` (upload), ``api/benchmark/boards``, ``api/benchmark/benchmark/{board}``
-  (start, then poll the states until ``done`` or ``error``), ``api/{version}/stm32ai/analyze`` and
-  ``assets/versions.json`` (:mod:`.client`).
+* ``api/file/files/models`` (upload), ``api/benchmark/boards``, ``api/benchmark/api`` (OpenAPI),
+  ``api/benchmark/benchmark/{board}`` (start, then poll the states until ``done`` or ``error``),
+  ``api/{version}/stm32ai/analyze`` and ``assets/versions.json`` (:mod:`.client`), with the
+  request bodies of ST's client (:mod:`.protocol`), retrying only GETs (:mod:`.http`): a POST is
+  never sent twice, so a gateway's 504 cannot start a second job;
+* the jobs started, remembered by id so a run is resumed or fetched later (:mod:`.jobs`).
 
 Public API::
 
     from blazeear_edge.cloud import DevCloudClient, resolve_model, save_result
     client = DevCloudClient()                      # token from the cache (refreshed if needed)
     model, out_dir = resolve_model("exports/blazeface_front")
-    result = client.benchmark(model, board="STM32N6570-DK", timeout=900)
+    result = client.benchmark(model, board="STM32N6570-DK", timeout=2500)
     path = save_result(result, out_dir, "STM32N6570-DK")   # st_benchmark_STM32N6570-DK.json
 
 This module keeps only constants at import time so ``blazeear-edge --help`` stays fast; the
@@ -36,6 +39,9 @@ DEFAULT_BOARD = "STM32N6570-DK"
 #: Benchmark states, in the order the service goes through them (then ``done`` or ``error``).
 BENCHMARK_STATES = ("in_queue", "waiting_for_build", "generating_sources", "copying_sources",
                     "loading_sources", "building", "flashing", "validation", "done")
+#: Default waits in seconds: ST's model zoo gives a board benchmark 2500 s; analyze needs no board.
+BENCHMARK_TIMEOUT = 2500.0
+ANALYZE_TIMEOUT = 600.0
 #: Environment variables read for non-interactive login (never written anywhere).
 ENV_USER = "STEDGEAI_USER"
 ENV_PASSWORD = "STEDGEAI_PASSWORD"
@@ -46,7 +52,10 @@ _LAZY = {
     "resolve_model": ".client",
     "save_result": ".client",
     "result_filename": ".client",
-    "benchmark_args": ".client",
+    "benchmark_args": ".protocol",
+    "benchmark_body": ".protocol",
+    "resolve_version": ".protocol",
+    "JobStore": ".jobs",
     "Token": ".auth",
     "TokenStore": ".auth",
     "token_path": ".auth",
@@ -54,7 +63,7 @@ _LAZY = {
 }
 
 __all__ = ["DEFAULT_BASE_URL", "SSO_URL", "CLIENT_ID", "DEFAULT_BOARD", "BENCHMARK_STATES",
-           "ENV_USER", "ENV_PASSWORD", *_LAZY]
+           "BENCHMARK_TIMEOUT", "ANALYZE_TIMEOUT", "ENV_USER", "ENV_PASSWORD", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -6,13 +6,20 @@ The login is ST's OAuth2 authorisation-code flow, done the way ST's own Python c
 1. GET ``<sso>/as/authorization.oauth2?response_type=code&client_id=oidc_prod_client_app_stm32ai
    &scope=openid&redirect_uri=<base>callback&response_mode=query`` (following redirects) to reach
    ST's login page;
-2. POST the login form found there (its hidden fields, ``username``, ``password``,
-   ``_eventId=Login``) without following redirects;
+2. POST the login form found there with exactly the four fields ST's client posts
+   (``username``, ``password``, ``_eventId=Login`` and the form's ``lt`` ticket), without
+   following redirects;
 3. follow the ``Location`` headers by hand until one points to ``<base>callback?code=...``;
 4. POST ``{redirect_url, code}`` to ``<base>api/user_service/login/callback``, which answers
    ``{access_token, refresh_token, expires_at}``.
 
-An expired token is refreshed with POST ``<base>api/user_service/login/refresh``.
+These pages are requested with a session of their own, headed like ST's client's (its browser
+User-Agent, ``Accept: */*``; :func:`~blazeear_edge.cloud.http.make_login_session`), never with the
+API session's JSON headers.  None of these POSTs is ever re-sent: a replayed callback would spend
+the one-time code and a replayed refresh a rotating refresh token.
+
+An expired token is refreshed with POST ``<base>api/user_service/login/refresh`` (form field
+``refresh_token``) *before* it is used: an access token past its ``expires_at`` is never sent.
 
 Credentials come from ``--user`` plus a password prompt, or from ``STEDGEAI_USER`` /
 ``STEDGEAI_PASSWORD``; they are sent to ST's SSO only and never written anywhere.  The token (not
@@ -82,6 +89,16 @@ def unreachable_error(url: str, exc: Exception) -> BlazeEarError:
             break
     return BlazeEarError(f"cannot reach {where} ({reason}): check the network, a proxy "
                          "(HTTPS_PROXY) or --base-url")
+
+
+def _interrupted(url: str, exc: Exception, what: str, advice: str) -> BlazeEarError:
+    """A failed login step: "cannot reach" when nothing was sent, else say it was not re-sent."""
+    from .http import failed_before_sending
+
+    if failed_before_sending(exc):
+        return unreachable_error(url, exc)
+    return BlazeEarError(f"{what} interrupted ({type(exc).__name__}) after a request was sent; it was "
+                         f"not sent again: {advice}")
 
 
 @dataclass
@@ -250,9 +267,11 @@ def sso_login(session, base_url: str, user: str, password: str, *, sso_url: str 
         if form is None:
             raise BlazeEarError(f"no login form on ST's SSO page {resp.url}: the login flow may have "
                                 "changed; log in at https://stedgeai-dc.st.com and report this")
-        data = dict(form["inputs"])
-        data.update({"username": user, "password": password})
-        data.setdefault("_eventId", "Login")
+        if "lt" not in form["inputs"]:
+            raise BlazeEarError(f"no 'lt' field in the login form of {resp.url}: the login flow may "
+                                "have changed; log in at https://stedgeai-dc.st.com and report this")
+        data = {"username": user, "password": password, "_eventId": "Login",
+                "lt": form["inputs"]["lt"]}
         resp = session.post(urljoin(resp.url, form["action"]), data=data, allow_redirects=False,
                             timeout=timeout)
         if resp.status_code == 200 or "Location" not in resp.headers:
@@ -279,7 +298,7 @@ def sso_login(session, base_url: str, user: str, password: str, *, sso_url: str 
                             data={"redirect_url": redirect_uri, "code": query["code"][0]},
                             allow_redirects=False, timeout=timeout)
     except requests.RequestException as exc:
-        raise unreachable_error(url, exc) from None
+        raise _interrupted(url, exc, f"login of {user}", "run `blazeear-edge cloud login` again") from None
     if resp.status_code in (400, 401, 403):
         raise BlazeEarError(f"bad credentials: the Developer Cloud refused the login of {user} "
                             f"(HTTP {resp.status_code})")
@@ -303,7 +322,8 @@ def refresh_token(session, base_url: str, token: Token, *, timeout=(10, 60)) -> 
     try:
         resp = session.post(url, data={"refresh_token": token.refresh_token}, timeout=timeout)
     except requests.RequestException as exc:
-        raise unreachable_error(url, exc) from None
+        raise _interrupted(url, exc, "token refresh", "run the command again, or `blazeear-edge "
+                           "cloud login` if ST then refuses the refresh token") from None
     if resp.status_code in (400, 401, 403):
         raise BlazeEarError("token expired and ST refused to refresh it: run "
                             "`blazeear-edge cloud login` again")

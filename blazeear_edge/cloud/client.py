@@ -1,10 +1,18 @@
 """REST client of the ST Edge AI Developer Cloud.
 
-:class:`DevCloudClient` wraps one :class:`requests.Session` with timeouts and urllib3 retries
-(exponential backoff on connection errors and on HTTP 500/502/503/504).  Every failure a user can
-act on becomes a one-line :class:`~blazeear_edge.errors.BlazeEarError`: bad credentials, an expired
-token that cannot be refreshed, an unknown board, a benchmark that ends in ``error`` (with ST's
-message), a network that does not answer.
+:class:`DevCloudClient` speaks the protocol of ST's own client (``stm32ai_dc``): the same paths,
+methods, form or JSON bodies and field names (:mod:`.protocol`), on a session that retries only
+what is safe to retry (:mod:`.http`: GETs, and connection errors before a request was sent).
+Every failure a user can act on becomes a one-line :class:`~blazeear_edge.errors.BlazeEarError`:
+bad credentials, an expired token that cannot be refreshed, an unknown board, a benchmark that
+ends in ``error`` (with ST's message), a network that does not answer - and a POST that fails
+after it may have reached the service, which is never sent again: the error says a job may be
+running and how to look it up (``blazeear-edge cloud status ID``), so a 504 from a gateway cannot
+start a second job on ST's board farm.
+
+A job's id is handed to ``on_started`` as soon as the service names it, so the command line can
+print it and remember it (:mod:`.jobs`); a run that outlives ``--timeout`` is fetched later by id
+(:meth:`DevCloudClient.benchmark_status`, :meth:`DevCloudClient.analyze_status`).
 
 With ``dry_run=True`` nothing is sent: each request is built exactly as it would be (method, URL,
 headers, body), recorded in :attr:`DevCloudClient.recorded` and printed, with the bearer token and
@@ -17,6 +25,8 @@ Endpoints (relative to the base URL, as ST's own client uses them):
 ``GET  assets/versions.json``          tool versions (``version``, ``isLatest``); no token needed
 ``GET  api/benchmark/boards``          boards of ST's farm, keyed by name
 ``POST api/file/files/models``         upload a model (multipart field ``file``) -> ``{upload}``
+``GET  api/file/files/models``         the account's models (the upload is checked there)
+``GET  api/benchmark/api``             the benchmark service's OpenAPI: flat or legacy body
 ``POST api/benchmark/benchmark/{b}``   start a benchmark on board ``b`` (lower case) -> ``benchmarkId``
 ``GET  api/benchmark/benchmark/{id}``  its state: in_queue ... validation, then done or error
 ``POST api/{v}/stm32ai/analyze``       form field ``args`` (JSON) -> ``runtimeId``
@@ -31,130 +41,31 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urljoin
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from .. import __version__
 from ..errors import BlazeEarError
-from . import BENCHMARK_STATES, DEFAULT_BASE_URL, DEFAULT_BOARD, SSO_URL
-from .auth import (Token, TokenStore, authorize_request, callback_url, env_credentials,
-                   refresh_token, sso_login, unreachable_error, CALLBACK_PATH)
+from . import (ANALYZE_TIMEOUT, BENCHMARK_STATES, BENCHMARK_TIMEOUT, DEFAULT_BASE_URL, DEFAULT_BOARD,
+               SSO_URL)
+from .auth import (CALLBACK_PATH, Token, TokenStore, authorize_request, callback_url,
+                   env_credentials, refresh_token, sso_login, unreachable_error)
+from .http import (RecordedRequest, failed_before_sending, make_login_session, make_plain_session,
+                   make_session, one_line, record, redact_form, server_message)
+from .protocol import FLAT, analyze_args, benchmark_args, benchmark_body, body_shape, resolve_version
 
 #: (connect, read) timeouts in seconds for ordinary calls and for model uploads.
 TIMEOUT = (10.0, 60.0)
 UPLOAD_TIMEOUT = (10.0, 300.0)
-#: HTTP statuses retried with backoff.
-RETRY_STATUSES = (500, 502, 503, 504)
-REDACTED = "<redacted>"
 #: Placeholders printed in dry-run for values only the service knows.
 PH_BENCHMARK_ID = "BENCHMARK_ID"
 PH_RUNTIME_ID = "RUNTIME_ID"
 PH_VERSION = "VERSION"
 
-_SECRET_FIELDS = {"password", "refresh_token", "access_token", "code"}
-
-
-def make_session(retries: int = 3, backoff: float = 0.5) -> requests.Session:
-    """A session that retries connection errors and 5xx answers with exponential backoff."""
-    retry = Retry(total=retries, connect=retries, read=0, status=retries, other=0,
-                  backoff_factor=backoff, backoff_max=30, status_forcelist=RETRY_STATUSES,
-                  allowed_methods=None, raise_on_status=False, raise_on_redirect=False,
-                  respect_retry_after_header=True)
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers.update({"Accept": "application/json",
-                            "User-Agent": f"Mozilla/5.0 (compatible; blazeear-edge/{__version__})"})
-    return session
-
-
-@dataclass
-class RecordedRequest:
-    """One HTTP request as it would be sent, secrets redacted (dry-run)."""
-
-    method: str
-    url: str
-    headers: dict = field(default_factory=dict)
-    body: str | None = None
-    note: str | None = None
-
-    def __str__(self) -> str:
-        lines = [f"{self.method} {self.url}"]
-        lines += [f"    {k}: {v}" for k, v in self.headers.items()]
-        if self.body is not None:
-            lines += ["", *("    " + line for line in self.body.splitlines())]
-        if self.note:
-            lines.append(f"    # {self.note}")
-        return "\n".join(lines) + "\n"
-
-
-def _redact_form(data: Mapping[str, Any]) -> dict:
-    return {k: (REDACTED if k in _SECRET_FIELDS else v) for k, v in data.items()}
-
-
-def _record(prepared: requests.PreparedRequest, *, json_body=None, data=None, files=None,
-            note: str | None = None) -> RecordedRequest:
-    headers = {}
-    for key, value in prepared.headers.items():
-        if key.lower() == "authorization":
-            value = f"Bearer {REDACTED}"
-        elif key.lower() in ("cookie", "proxy-authorization"):
-            value = REDACTED
-        headers[key] = value
-    body = None
-    if json_body is not None:  # the exact bytes requests sends
-        raw = prepared.body
-        body = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-    elif files:
-        parts = [f"multipart/form-data part {name!r}: file {spec[0]!r}, {len(spec[1])} bytes"
-                 for name, spec in files.items()]
-        parts += [f"multipart/form-data part {k!r}: {v}" for k, v in _redact_form(data or {}).items()]
-        body = "\n".join(parts)
-    elif data:
-        body = urlencode(_redact_form(data))
-        if "args" in data:  # show the JSON inside the form field readably
-            body += "\n# args = " + json.dumps(json.loads(data["args"]), indent=2).replace("\n", "\n# ")
-    return RecordedRequest(prepared.method, prepared.url, headers, body, note)
-
-
-def _one_line(text: Any, limit: int = 400) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _server_message(resp: requests.Response) -> str:
-    try:
-        doc = resp.json()
-    except ValueError:
-        return _one_line(resp.text, 200) if resp.text else ""
-    if isinstance(doc, dict):
-        for key in ("message", "error_description", "error", "errors", "detail"):
-            if doc.get(key):
-                return _one_line(doc[key], 200)
-    return ""
-
-
-def benchmark_args(model_name: str, board: str = DEFAULT_BOARD, version: str | None = None) -> dict:
-    """The JSON body ST's client sends to start a benchmark.
-
-    For STM32N6 boards: target ``stm32n6``, Neural-ART profile ``"default"`` and the epoch
-    controller on (``atonnOptions: {"enable-epoch-controller": true}``), as ST's model zoo does.
-    """
-    args: dict[str, Any] = {"model": model_name, "verbosity": 1,
-                            "allocateInputs": True, "allocateOutputs": True}
-    if "STM32N6" in board.upper():
-        args.update({"target": "stm32n6", "stNeuralArt": "default",
-                     "atonnOptions": {"enable-epoch-controller": True}})
-    if version:
-        args["version"] = version
-    return args
+__all__ = ["DevCloudClient", "RecordedRequest", "benchmark_args", "resolve_model", "save_result",
+           "result_filename", "state_progress", "BENCHMARK_TIMEOUT", "ANALYZE_TIMEOUT"]
 
 
 def _safe_name(text: str) -> str:
@@ -219,6 +130,19 @@ def resolve_model(target: str | Path) -> tuple[Path, Path]:
     return candidates[0], target
 
 
+def _maybe_started(job: str, url: str, reason: str, base_url: str) -> BlazeEarError:
+    """The error for a POST that failed after it may have reached the service."""
+    return BlazeEarError(
+        f"{job}: {reason} from {url} after the request was sent, so the job may have started at "
+        f"ST; it was NOT sent again. Look it up in your history on {base_url} and fetch it with "
+        "`blazeear-edge cloud result ID`; start a new run only if no job is listed")
+
+
+def with_request(doc: dict | None, job: Mapping) -> dict | None:
+    """The service's result with what was asked (``request``: id, board, version, body...)."""
+    return None if doc is None else {**doc, "request": dict(job)}
+
+
 class DevCloudClient:
     """One account on one Developer Cloud host.
 
@@ -245,6 +169,8 @@ class DevCloudClient:
         self.upload_timeout = upload_timeout
         self.poll_interval = poll_interval
         self.session = session if session is not None else make_session(retries, backoff)
+        self.login_session = make_login_session(retries, backoff)
+        self.refresh_session = make_plain_session(retries, backoff)
         self.env = os.environ if env is None else env
         self._token = Token(token) if isinstance(token, str) else token
         self.recorded: list[RecordedRequest] = []
@@ -254,19 +180,24 @@ class DevCloudClient:
     def url(self, path: str) -> str:
         return path if re.match(r"^https?://", path) else urljoin(self.base_url, path)
 
-    def _dry(self, method: str, url: str, *, headers=None, params=None, json_body=None, data=None,
-             files=None, note=None) -> None:
+    def _dry(self, method: str, url: str, *, session: requests.Session | None = None, headers=None,
+             params=None, json_body=None, data=None, files=None, note=None) -> None:
         if isinstance(data, Mapping):  # secrets never enter the printed body (nor its length)
-            data = _redact_form(data)
-        prepared = self.session.prepare_request(requests.Request(
+            data = redact_form(data)
+        prepared = (session or self.session).prepare_request(requests.Request(
             method, url, headers=headers, params=params, json=json_body, data=data,
-            files={k: (v[0], v[1], v[2]) for k, v in (files or {}).items()} or None))
-        rec = _record(prepared, json_body=json_body, data=data, files=files, note=note)
+            files=dict(files) if files else None))
+        rec = record(prepared, json_body=json_body, data=data, files=files, note=note)
         self.recorded.append(rec)
         self.printer(str(rec))
 
     def _send(self, method: str, path: str, *, auth: bool = True, params=None, json_body=None,
-              data=None, files=None, timeout=None, note=None) -> requests.Response | None:
+              data=None, files=None, timeout=None, note=None,
+              job: str | None = None) -> requests.Response | None:
+        """One call.  A 401 is healed by one token refresh and the call made again (the service
+        refused it, so nothing ran).  ``job`` names what a POST starts: when it fails after it
+        may have reached the service (HTTP 5xx, read timeout, dropped connection) the error says
+        a job may be running instead of letting anyone start it again."""
         url = self.url(path)
         if self.dry_run:
             headers = {"Authorization": "Bearer dry-run"} if auth else None
@@ -280,7 +211,16 @@ class DevCloudClient:
                                             json=json_body, data=data, files=files,
                                             timeout=timeout or self.timeout)
             except requests.RequestException as exc:
+                if method != "GET" and not failed_before_sending(exc):
+                    if job:
+                        raise _maybe_started(job, url, type(exc).__name__, self.base_url) from None
+                    raise BlazeEarError(f"{method} {url}: {type(exc).__name__} after the request "
+                                        "was sent; it was not sent again") from None
                 raise unreachable_error(url, exc) from None
+            if job and resp.status_code >= 500:
+                message = server_message(resp)
+                raise _maybe_started(job, url, f"HTTP {resp.status_code}"
+                                     + (f" ({message})" if message else ""), self.base_url)
             if resp.status_code != 401 or not auth:
                 return resp
             if attempt == 1:
@@ -292,7 +232,7 @@ class DevCloudClient:
 
     def _json(self, resp: requests.Response, what: str) -> Any:
         if resp.status_code >= 400:
-            message = _server_message(resp)
+            message = server_message(resp)
             message = f": {message}" if message else ""
             if resp.status_code == 404:
                 raise BlazeEarError(f"{what}: {resp.url} not found (HTTP 404){message}")
@@ -320,12 +260,12 @@ class DevCloudClient:
         if not token.refresh_token:
             raise BlazeEarError(f"token {reason} and there is no refresh token: run "
                                 "`blazeear-edge cloud login` again")
-        new = refresh_token(self.session, self.base_url, token, timeout=self.timeout)
+        new = refresh_token(self.refresh_session, self.base_url, token, timeout=self.timeout)
         self.store.save(self.base_url, new)
         return new
 
     def access_token(self) -> str:
-        """The bearer token, from the cache, refreshed when expired."""
+        """The bearer token, from the cache; refreshed first when expired (never sent expired)."""
         token = self._current_token()
         if token.expired():
             token = self._token = self._refresh(token)
@@ -335,16 +275,17 @@ class DevCloudClient:
         """ST's SSO authorisation-code flow; the token is cached, the password is not."""
         if self.dry_run:
             url, params = authorize_request(self.base_url, self.sso_url)
-            self._dry("GET", url, params=params, note="redirects followed to ST's login page")
-            self._dry("POST", "https://LOGIN-FORM-ACTION.invalid/",
-                      data={"lt": "LT", "username": user, "password": password, "_eventId": "Login"},
-                      note="URL and hidden fields come from the login form; redirects are then "
+            self._dry("GET", url, session=self.login_session, params=params,
+                      note="redirects followed to ST's login page")
+            self._dry("POST", "https://LOGIN-FORM-ACTION.invalid/", session=self.login_session,
+                      data={"username": user, "password": password, "_eventId": "Login", "lt": "LT"},
+                      note="URL and lt come from the login form; redirects are then "
                            f"followed by hand until {callback_url(self.base_url)}?code=...")
-            self._dry("POST", self.url(CALLBACK_PATH),
+            self._dry("POST", self.url(CALLBACK_PATH), session=self.login_session,
                       data={"redirect_url": callback_url(self.base_url), "code": "CODE-FROM-REDIRECT"},
                       note="answers {access_token, refresh_token, expires_at}")
             return None
-        token = sso_login(self.session, self.base_url, user, password, sso_url=self.sso_url,
+        token = sso_login(self.login_session, self.base_url, user, password, sso_url=self.sso_url,
                           timeout=self.timeout)
         self.store.save(self.base_url, token)
         self._token = token
@@ -359,18 +300,16 @@ class DevCloudClient:
         doc = self._json(resp, "tool versions")
         return doc if isinstance(doc, list) else []
 
-    def latest_version(self) -> str:
-        """The ST Edge AI Core version the service marks ``isLatest``."""
-        if self.dry_run:
-            self.versions()
-            return PH_VERSION
+    def core_version(self, requested: str | None = None) -> str:
+        """The Developer Cloud version of ST Edge AI Core to use (:func:`.protocol.resolve_version`:
+        ``requested`` if the service offers it, else the one marked ``isLatest``)."""
         versions = self.versions()
-        for entry in versions:
-            if isinstance(entry, dict) and entry.get("isLatest"):
-                return str(entry["version"])
-        if versions and isinstance(versions[-1], dict) and versions[-1].get("version"):
-            return str(versions[-1]["version"])
-        raise BlazeEarError(f"{self.url('assets/versions.json')} lists no tool version")
+        if self.dry_run:
+            return requested or PH_VERSION
+        return resolve_version(versions, requested, source=self.url("assets/versions.json"))
+
+    def latest_version(self) -> str:
+        return self.core_version(None)
 
     def boards(self) -> list[dict]:
         """Boards of ST's farm: ``[{name, boardCount, flashSize, deviceCpu, deviceId}, ...]``."""
@@ -404,117 +343,177 @@ class DevCloudClient:
         return doc if isinstance(doc, list) else []
 
     def upload_model(self, path: str | Path) -> str:
-        """Upload a model file; returns its name on the service (the file name)."""
+        """Upload a model file (multipart field ``file``, named as on disk, like ST's
+        ``open(path, 'rb')``); returns its name on the service."""
         path = Path(path)
         try:
             content = path.read_bytes()
         except OSError as exc:
             raise BlazeEarError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        files = {"file": (path.name, content, "application/octet-stream")}
-        resp = self._send("POST", "api/file/files/models", files=files, timeout=self.upload_timeout)
+        resp = self._send("POST", "api/file/files/models", files={"file": (path.name, content)},
+                          timeout=self.upload_timeout)
         if resp is None:
             return path.name
         doc = self._json(resp, f"upload of {path.name}")
         if not (isinstance(doc, dict) and doc.get("upload") is True):
             raise BlazeEarError(f"upload of {path.name}: the Developer Cloud did not confirm it "
-                                f"({_one_line(doc, 200)})")
+                                f"({one_line(doc, 200)})")
         return path.name
 
-    def start_benchmark(self, model_name: str, board: str, version: str | None = None) -> str:
-        body = benchmark_args(model_name, board, version)
-        resp = self._send("POST", f"api/benchmark/benchmark/{board.lower()}", json_body=body)
+    def check_uploaded(self, name: str) -> None:
+        """ST's client checks the model is listed before it starts a job on it."""
+        models = self.list_models()
+        if self.dry_run:
+            return
+        if name not in {str(m.get("name")) for m in models if isinstance(m, dict)}:
+            raise BlazeEarError(f"upload of {name}: the Developer Cloud does not list it among "
+                                "your models")
+
+    def benchmark_shape(self) -> str:
+        """The body shape the benchmark service's OpenAPI asks for (flat when it cannot tell,
+        as ST's client)."""
+        try:
+            resp = self._send("GET", "api/benchmark/api", auth=False,
+                              note="OpenAPI: a start body of only {model, args} means the legacy shape")
+        except BlazeEarError:
+            return FLAT
+        if resp is None or resp.status_code != 200:
+            return FLAT
+        try:
+            return body_shape(resp.json()) or FLAT
+        except ValueError:
+            return FLAT
+
+    def start_benchmark(self, model_name: str, board: str, version: str | None,
+                        shape: str = FLAT) -> tuple[str, dict]:
+        """POST the benchmark once; returns (benchmarkId, the body sent)."""
+        body = benchmark_body(model_name, board, version, shape)
+        what = f"benchmark of {model_name} on {board}"
+        note = (f"{PH_VERSION} = the version marked isLatest in assets/versions.json; sent once, "
+                "never retried" if version == PH_VERSION else None)
+        resp = self._send("POST", f"api/benchmark/benchmark/{board.lower()}", json_body=body,
+                          note=note, job=what)
         if resp is None:
-            return PH_BENCHMARK_ID
+            return PH_BENCHMARK_ID, body
         if resp.status_code == 404:
             raise BlazeEarError(f"unknown board {board!r}: {resp.url} not found (HTTP 404)")
-        doc = self._json(resp, f"benchmark of {model_name} on {board}")
+        doc = self._json(resp, what)
         if not isinstance(doc, dict) or not doc.get("benchmarkId"):
-            raise BlazeEarError(f"benchmark of {model_name} on {board}: no benchmarkId in the answer "
-                                f"({_one_line(doc, 200)})")
-        return str(doc["benchmarkId"])
+            raise BlazeEarError(f"{what}: no benchmarkId in the answer ({one_line(doc, 200)})")
+        return str(doc["benchmarkId"]), body
 
     def benchmark_status(self, benchmark_id: str) -> dict | None:
+        """One look at a benchmark (any time, by id): the service's state JSON."""
         resp = self._send("GET", f"api/benchmark/benchmark/{benchmark_id}",
                           note=f"polled every {self.poll_interval:g} s until the state is done or error")
         if resp is None:
             return None
         doc = self._json(resp, f"benchmark {benchmark_id}")
         if not isinstance(doc, dict):
-            raise BlazeEarError(f"benchmark {benchmark_id}: unexpected answer ({_one_line(doc, 200)})")
+            raise BlazeEarError(f"benchmark {benchmark_id}: unexpected answer ({one_line(doc, 200)})")
         return doc
 
-    def wait_benchmark(self, benchmark_id: str, *, board: str = DEFAULT_BOARD, timeout: float = 900,
+    def wait_benchmark(self, benchmark_id: str, *, board: str = DEFAULT_BOARD,
+                       timeout: float = BENCHMARK_TIMEOUT,
                        on_state: Callable[[dict], Any] | None = None) -> dict | None:
         """Poll until ``done`` (returns the final JSON) or ``error`` (raises with ST's message)."""
+        return self._wait(lambda: self.benchmark_status(benchmark_id), lambda doc: _state(doc) == "done",
+                          f"benchmark {benchmark_id} on {board}", benchmark_id, timeout, on_state)
+
+    def _wait(self, poll: Callable[[], dict | None], finished: Callable[[dict], bool], what: str,
+              job_id: str, timeout: float, on_state) -> dict | None:
         deadline = time.monotonic() + timeout
         while True:
-            doc = self.benchmark_status(benchmark_id)
+            doc = poll()
             if doc is None:  # dry-run
                 return None
-            state = str(doc.get("state", "")).lower()
             if on_state is not None:
                 on_state(doc)
-            if state == "done":
+            if finished(doc):
                 return doc
-            if state == "error":
+            if _state(doc) == "error":
                 message = doc.get("message") or doc.get("error") or "ST gave no message"
-                raise BlazeEarError(f"benchmark on {board} ended in error: {_one_line(message)}")
+                raise BlazeEarError(f"{what} ended in error: {one_line(message)}")
             now = time.monotonic()
             if now >= deadline:
-                raise BlazeEarError(f"benchmark {benchmark_id} on {board} still '{state or '?'}' after "
-                                    f"{timeout:g} s (raise --timeout; the run may still finish)")
+                raise BlazeEarError(f"{what} still '{_state(doc) or '?'}' after {timeout:g} s; it goes "
+                                    f"on at ST: fetch the result later with `blazeear-edge cloud "
+                                    f"result {job_id}` (or raise --timeout)")
             time.sleep(max(0.0, min(self.poll_interval, deadline - now)))
 
-    def benchmark(self, model: str | Path, board: str = DEFAULT_BOARD, *, timeout: float = 900,
-                  version: str | None = None, check_board: bool = True,
-                  on_state: Callable[[dict], Any] | None = None) -> dict | None:
-        """Upload ``model``, benchmark it on ``board`` and return the final result JSON
-        (``None`` in dry-run).  ``check_board=False`` skips the board-list check (for a name
-        already returned by :meth:`check_board`)."""
+    def benchmark(self, model: str | Path, board: str = DEFAULT_BOARD, *,
+                  timeout: float = BENCHMARK_TIMEOUT, version: str | None = None,
+                  check_board: bool = True, on_state: Callable[[dict], Any] | None = None,
+                  on_started: Callable[[dict], Any] | None = None) -> dict | None:
+        """Upload ``model``, benchmark it on ``board`` and return the final result JSON with a
+        ``request`` entry (``None`` in dry-run).  ``version``: ``--core-version`` (default the
+        latest).  ``on_started(job)`` gets the job (id, board, version, body) once it exists."""
         if check_board:
             board = self.check_board(board)
+        version = self.core_version(version)
         name = self.upload_model(model)
-        bid = self.start_benchmark(name, board, version)
-        return self.wait_benchmark(bid, board=board, timeout=timeout, on_state=on_state)
+        self.check_uploaded(name)
+        shape = self.benchmark_shape()
+        bid, body = self.start_benchmark(name, board, version, shape)
+        job = {"kind": "benchmark", "id": bid, "base_url": self.base_url, "board": board,
+               "version": version, "model_name": name, "body_shape": shape, "body": body}
+        if on_started is not None:
+            on_started(job)
+        return with_request(self.wait_benchmark(bid, board=board, timeout=timeout, on_state=on_state), job)
 
-    def analyze(self, model: str | Path, *, board: str = DEFAULT_BOARD, version: str | None = None,
-                timeout: float = 600, on_state: Callable[[dict], Any] | None = None) -> dict | None:
-        """``stedgeai analyze`` on the service (no board involved); returns the final run JSON."""
-        version = version or self.latest_version()
-        name = self.upload_model(model)
-        args = benchmark_args(name, board)
+    def start_analyze(self, model_name: str, board: str, version: str) -> tuple[str, dict]:
+        """POST analyze once (form field ``args``); returns (runtimeId, the args sent)."""
+        args = analyze_args(model_name, board)
         note = (f"{PH_VERSION} = the version marked isLatest in assets/versions.json"
                 if version == PH_VERSION else None)
+        what = f"analyze of {model_name}"
         resp = self._send("POST", f"api/{version}/stm32ai/analyze", data={"args": json.dumps(args)},
-                          note=note)
+                          note=note, job=what)
         if resp is None:
-            run_id = PH_RUNTIME_ID
-        else:
-            doc = self._json(resp, f"analyze of {name}")
-            if not isinstance(doc, dict) or not doc.get("runtimeId"):
-                message = doc.get("error") or doc.get("message") if isinstance(doc, dict) else doc
-                raise BlazeEarError(f"analyze of {name}: the service did not start it "
-                                    f"({_one_line(message or doc, 200)})")
-            run_id = str(doc["runtimeId"])
-        deadline = time.monotonic() + timeout
-        while True:
-            resp = self._send("GET", f"api/{version}/stm32ai/run/{run_id}",
-                              note=f"polled every {self.poll_interval:g} s until a result or an error")
-            if resp is None:
-                return None
-            doc = self._json(resp, f"analyze run {run_id}")
-            state = str(doc.get("state", "")).lower() if isinstance(doc, dict) else ""
-            if on_state is not None and isinstance(doc, dict):
-                on_state(doc)
-            if isinstance(doc, dict) and doc.get("result") is not None:
-                return doc
-            if state == "error":
-                message = doc.get("message") or doc.get("error") or "ST gave no message"
-                raise BlazeEarError(f"analyze of {name} ended in error: {_one_line(message)}")
-            now = time.monotonic()
-            if now >= deadline:
-                raise BlazeEarError(f"analyze of {name} still '{state or '?'}' after {timeout:g} s")
-            time.sleep(max(0.0, min(self.poll_interval, deadline - now)))
+            return PH_RUNTIME_ID, args
+        doc = self._json(resp, what)
+        if not isinstance(doc, dict) or not doc.get("runtimeId"):
+            message = (doc.get("error") or doc.get("message")) if isinstance(doc, dict) else doc
+            raise BlazeEarError(f"{what}: the service did not start it ({one_line(message or doc, 200)})")
+        return str(doc["runtimeId"]), args
+
+    def analyze_status(self, run_id: str, version: str) -> dict | None:
+        """One look at an analyze run (by id; the version is part of its URL)."""
+        resp = self._send("GET", f"api/{version}/stm32ai/run/{run_id}",
+                          note=f"polled every {self.poll_interval:g} s until a result or an error")
+        if resp is None:
+            return None
+        doc = self._json(resp, f"analyze run {run_id}")
+        if not isinstance(doc, dict):
+            raise BlazeEarError(f"analyze run {run_id}: unexpected answer ({one_line(doc, 200)})")
+        return doc
+
+    def wait_analyze(self, run_id: str, version: str, *, timeout: float = ANALYZE_TIMEOUT,
+                     on_state: Callable[[dict], Any] | None = None, what: str | None = None) -> dict | None:
+        return self._wait(lambda: self.analyze_status(run_id, version),
+                          lambda doc: doc.get("result") is not None, what or f"analyze run {run_id}",
+                          run_id, timeout, on_state)
+
+    def analyze(self, model: str | Path, *, board: str = DEFAULT_BOARD, version: str | None = None,
+                timeout: float = ANALYZE_TIMEOUT, on_state: Callable[[dict], Any] | None = None,
+                on_started: Callable[[dict], Any] | None = None) -> dict | None:
+        """``stedgeai analyze`` on the service (no board involved); returns the final run JSON
+        with a ``request`` entry."""
+        version = self.core_version(version)
+        name = self.upload_model(model)
+        self.check_uploaded(name)
+        run_id, args = self.start_analyze(name, board, version)
+        job = {"kind": "analyze", "id": run_id, "base_url": self.base_url, "board": board,
+               "version": version, "model_name": name, "body": args}
+        if on_started is not None:
+            on_started(job)
+        doc = self.wait_analyze(run_id, version, timeout=timeout, on_state=on_state,
+                                what=f"analyze of {name} (run {run_id})")
+        return with_request(doc, job)
+
+
+def _state(doc: Mapping) -> str:
+    return str(doc.get("state", "")).lower()
 
 
 def state_progress(doc: dict) -> float | None:
