@@ -613,7 +613,9 @@ def _lint_all(root: Path, artifacts: dict, step) -> dict | None:
         return None
     out = {}
     for k, a in artifacts.items():
-        rep = lint_model(root / a["path"])
+        # estimate the compile the manifest will tell the user to run (integer I/O types)
+        cmd = stedgeai_command(a["path"], "uint8") if a.get("precision") == "int8" else None
+        rep = lint_model(root / a["path"], stedgeai_command=cmd)
         d = rep.to_dict()
         d["model"] = a["path"]  # relative: the folder may move
         write_json_atomic(root / f"lint_{k}.json", d)
