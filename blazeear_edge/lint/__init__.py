@@ -1,12 +1,14 @@
 """``lint``: will this ONNX / TFLite model compile for the STM32N6 NPU, and what runs where?
 
 ST Edge AI Core (``stedgeai``) is proprietary and cannot run here; this linter applies, on the
-host and in about a second, the rules gathered in ``../shared/docs/st-edge-ai.md`` (each rule
-carries its source) and estimates the hardware / hybrid / software placement and the epoch count,
-calibrated on ST's own BlazeFace-128 compile (45 epochs = 23 hardware + 22 hybrid).
+host and in well under a second, the rules gathered in ``../shared/docs/st-edge-ai.md`` (each rule
+carries its source) and estimates the hardware / hybrid / software placement, the epoch count and
+the footprint of one stedgeai compile (:class:`StedgeaiOptions`: stedgeai's own I/O type options
+and the epoch controller), from the evidence of 12 real STM32N6 compiles
+(``../shared/docs/st-n6-compiles.md``; each placement rule names the ST file that shows it).
 
 >>> from blazeear_edge.lint import lint_model
->>> rep = lint_model("model_int8.tflite")            # or .onnx, or an onnx.ModelProto
+>>> rep = lint_model("model_int8.tflite", output_data_type="int8")  # or .onnx, a ModelProto
 >>> rep.summary, rep.mapping.epochs, rep.mapping.cost
 >>> rep.to_dict()                                     # the documented JSON schema
 
