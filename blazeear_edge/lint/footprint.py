@@ -6,14 +6,15 @@ st-n6-compiles.md``, "Footprint against ST"; 7 of them with their model files in
 ``../shared/data/st-n6-compiles/truth.json``):
 
 * **weights**: every stored data constant at its stored type (int8 weights, int32 biases, PRelu
-  slopes, a Concat's zero block). That is the payload of ST's flash image (``network_data.xSPI2.bin``
-  / ``*_data.hex``); ST's image was 0.96-1.31x of it (ST Edge AI 4.0 branch on BlazeFace: 1.005x;
-  2.x builds add a layout overhead of up to 31% that depends on the compiler version: the same
-  BlazeFace file gives 108,520 B in the 4.0 branch and 154,440 B in 2.2). ``WEIGHTS_ST_BAND``.
+  slopes, a Concat's zero block). That is the payload of ST's flash image
+  (``network_data.xSPI2.bin`` / ``*_data.hex``); ST's image was 0.96-1.31x of it over the 12
+  compiles (ST Edge AI 4.0 branch on BlazeFace: 1.005x), and 1.43x for the same BlazeFace file
+  compiled by 2.2 (154,440 B against 108,520 B): 2.x builds add a layout overhead that depends on
+  the compiler version. ``WEIGHTS_ST_BAND`` spans 0.96-1.44x.
 * **activations**: the peak of live activation bytes in execution order, with no in-place reuse.
-  ST's allocator never did better than 0.96x of it, so it is a *lower bound*. ST's RAM pools (the
-  sum of the used ``npuRAM*``/``cpuRAM*`` pools, I/O buffers included) were 0.959-2.42x of it, with a
-  median of 1.3x: the RAM-pool estimate is ``RAM_POOL_FACTOR`` x the peak, with that band.
+  ST's RAM pools (the sum of the used ``npuRAM*``/``cpuRAM*`` pools, I/O buffers included) were
+  0.959-2.42x of it, with a median of 1.3x: the peak is a lower bound (to 4%), and the RAM-pool
+  estimate is ``RAM_POOL_FACTOR`` x the peak, with that band.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import numpy as np
 from .graph import Graph, Node
 from .placement import qoperator_base
 
-#: ST's flash image / the linter's weight bytes, min and max over the 12 compiles of the doc
-WEIGHTS_ST_BAND = (0.96, 1.31)
+#: ST's flash image / the linter's weight bytes: min and max over the compiles of the doc
+WEIGHTS_ST_BAND = (0.96, 1.44)
 #: ST's used RAM pools / the linter's activation peak: median, and min / max over the 12 compiles
 RAM_POOL_FACTOR = 1.3
 RAM_POOL_BAND = (0.95, 2.42)
