@@ -456,3 +456,27 @@ def test_analysis_failure_is_bad_input_not_model_errors(monkeypatch, tmp_path):
         lint_model(q)
     assert str(q) in str(ei.value) and ei.value.exit_code == 2
     assert main(["lint", str(q)]) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# the default export, estimated for the compile its manifest tells the user to run
+# ---------------------------------------------------------------------------------------------
+def test_default_export_is_estimated_with_its_manifest_line(default_export):
+    man = json.loads((default_export / "manifest.json").read_text())
+    for key, line_key in (("int8_tflite", "generate"), ("int8_onnx", "generate_onnx")):
+        art = man["artifacts"].get(key)
+        if art is None:
+            continue
+        path = default_export / art["path"]
+        rep = lint_model(path)
+        opts = rep.mapping.options
+        assert line_key in opts.source and opts.output_data_type == "int8", opts
+        assert opts.input_data_type in ("uint8", "int8") and opts.epoch_controller
+        # channel pads widened in the graph (auto picks concat): one EC blob, nothing else
+        if man["export"]["channel_pad"] != "pad":
+            assert rep.mapping.epochs == {"hw": 1, "hybrid": 0, "sw": 0} and rep.mapping.exact
+        assert rep.summary["errors"] == 0
+        # the export recorded the same estimate in its manifest
+        assert man["lint"][key]["epochs"] == rep.mapping.epochs
+    assert man["export"]["channel_pad_choice"]["predicted"]["pad"]["epochs"] == {
+        "hw": 23, "hybrid": 22, "sw": 0}  # BlazeFace's 11 small pads: ST's 45 exactly
