@@ -478,5 +478,7 @@ def test_default_export_is_estimated_with_its_manifest_line(default_export):
         assert rep.summary["errors"] == 0
         # the export recorded the same estimate in its manifest
         assert man["lint"][key]["epochs"] == rep.mapping.epochs
+    with pytest.raises(BlazeEarError, match="export folder"):  # points at its models
+        lint_model(default_export)
     assert man["export"]["channel_pad_choice"]["predicted"]["pad"]["epochs"] == {
         "hw": 23, "hybrid": 22, "sw": 0}  # BlazeFace's 11 small pads: ST's 45 exactly

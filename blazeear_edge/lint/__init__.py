@@ -59,6 +59,10 @@ def read_model(path_or_model) -> Graph:
     if not p.exists():
         raise BlazeEarError(f"{p}: no such file")
     if p.is_dir():
+        models = sorted(f.name for f in p.glob("*_int8.*") if f.suffix in (".onnx", ".tflite"))
+        if (p / "manifest.json").is_file() and models:
+            raise BlazeEarError(f"{p}: is an export folder; lint one of its models (estimated "
+                                f"with the manifest's stedgeai line), e.g. {p / models[0]}")
         raise BlazeEarError(f"{p}: is a directory, not a model file (.onnx or .tflite)")
     try:
         with open(p, "rb") as fh:
