@@ -441,6 +441,28 @@ def test_damaged_models_never_crash(fmt, fuzz_seeds, tmp_path):
         assert main(["lint", str(p)]) == 2
 
 
+def test_damaged_manifest_never_crashes_lint(tmp_path):
+    """200 mutants of an export manifest beside the model: lint uses its line, falls back to the
+    defaults, or stops with one line naming the manifest (exit 2); nothing else."""
+    src = quantize(_concat_model(), tmp_path, "cat")
+    exp = tmp_path / "export"
+    exp.mkdir()
+    f = exp / "m_int8.onnx"
+    f.write_bytes(src.read_bytes())
+    text = json.dumps({"schema": "blazeear-edge/manifest/1", "stedgeai": {
+        "generate": "stedgeai generate --model m_int8.onnx --input-data-type uint8 "
+                    "--output-data-type int8 --c-api st-ai", "note": "x"}}, indent=1).encode()
+    seen = set()
+    for i, mutant in enumerate(_mutants(text, 200, seed=21)):
+        (exp / "manifest.json").write_bytes(mutant)
+        try:
+            seen.add(lint_model(f).mapping.options.source.split(" ")[0])
+        except BlazeEarError as exc:
+            assert "manifest.json" in str(exc) and "\n" not in str(exc), exc
+            seen.add("error")
+    assert "defaults" in seen and str(exp / "manifest.json") in seen  # both paths were taken
+
+
 def test_analysis_failure_is_bad_input_not_model_errors(monkeypatch, tmp_path):
     """An unexpected exception inside the linter ends in exit 2 with one line, never exit 1."""
     import blazeear_edge.lint as lint_pkg
