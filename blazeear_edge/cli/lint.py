@@ -1,9 +1,16 @@
-"""``blazeear-edge lint``: ST Edge AI layer-support linter for the STM32N6 NPU."""
+"""``blazeear-edge lint``: ST Edge AI layer-support linter for the STM32N6 NPU.
+
+The estimate describes one stedgeai compile; the options that change it use stedgeai's own names
+(``--input-data-type``, ``--output-data-type``) plus ``--no-epoch-controller``. Without them, a
+model inside an export folder is estimated with the options of the ``stedgeai`` line its
+``manifest.json`` gives, and any other model with stedgeai's defaults.
+"""
 
 from __future__ import annotations
 
 HELP = ("check an ONNX/TFLite model against ST Edge AI Core's rules for the STM32N6 NPU and "
         "estimate what runs in hardware, hybrid and software")
+IO_TYPES = ("float32", "int8", "uint8")
 
 
 def add_arguments(p):
@@ -11,14 +18,25 @@ def add_arguments(p):
     p.add_argument("--target", default="stm32n6", choices=["stm32n6"],
                    help="target (default stm32n6)")
     p.add_argument("--format", default="text", choices=["text", "json"], dest="output_format",
-                   help="text table (default) or the JSON report documented in the README")
+                   help="text table (default) or the JSON report documented in docs/lint.md")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    p.add_argument("--input-data-type", choices=IO_TYPES, default=None,
+                   help="as stedgeai's option: float32 keeps the input conversion in software; "
+                        "default: absorbed (an integer input buffer)")
+    p.add_argument("--output-data-type", choices=IO_TYPES, default=None,
+                   help="as stedgeai's option: int8/uint8 remove the output DequantizeLinear "
+                        "(software epochs); default: the type the model file stores")
+    p.add_argument("--no-epoch-controller", action="store_true",
+                   help="count for a build without --enable-epoch-controller (every hardware "
+                        "epoch its own block); default: epoch controller on, as in ST's profiles")
+    p.add_argument("--stedgeai", metavar="COMMAND", default=None,
+                   help="read the options from this 'stedgeai generate ...' line")
     p.add_argument("--float-io", action="store_true",
-                   help="estimate as if stedgeai keeps float I/O types (the model's input/output "
-                        "Q/DQ then count as software epochs); default: integer I/O types")
+                   help="alias for --input-data-type float32 --output-data-type float32")
     p.add_argument("--assume-int8", action="store_true",
                    help="place a float model's operators as if it were quantised to int8")
-    p.add_argument("--ops", action="store_true", help="text: also list every operator's placement")
+    p.add_argument("--ops", action="store_true",
+                   help="text: also list every operator's placement and its rule")
 
 
 def run(args) -> int:
@@ -26,7 +44,10 @@ def run(args) -> int:
 
     from ..lint import lint_model
 
-    rep = lint_model(args.model, target=args.target, float_io=args.float_io,
+    rep = lint_model(args.model, target=args.target, input_data_type=args.input_data_type,
+                     output_data_type=args.output_data_type,
+                     epoch_controller=False if args.no_epoch_controller else None,
+                     stedgeai_command=args.stedgeai, float_io=args.float_io,
                      assume_int8=args.assume_int8)
     if args.output_format == "json":
         print(json.dumps(rep.to_dict(), indent=2))

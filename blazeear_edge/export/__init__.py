@@ -421,8 +421,11 @@ def tflite_artifact(plan: ExportPlan, key: str, label: str, precision: str) -> d
 def lint_artifacts(plan: ExportPlan) -> None:
     """``lint_<artifact>.json`` per artifact and a summary; ``--strict`` fails on an error."""
     out = {}
+    lines = _stedgeai(plan)
     for k, a in plan.artifacts.items():
-        d = lint_model(plan.root / a.path).to_dict()
+        # int8: estimate the compile the manifest tells the user to run (its stedgeai line)
+        cmd = {"int8_tflite": lines["generate"], "int8_onnx": lines["generate_onnx"]}.get(k)
+        d = lint_model(plan.root / a.path, stedgeai_command=cmd).to_dict()
         d["model"] = a.path  # relative: the folder may move
         write_json_atomic(plan.root / f"lint_{k}.json", d)
         s = d["summary"]

@@ -1,12 +1,14 @@
 """``lint``: will this ONNX / TFLite model compile for the STM32N6 NPU, and what runs where?
 
 ST Edge AI Core (``stedgeai``) is proprietary and cannot run here; this linter applies, on the
-host and in about a second, the rules gathered in ``../shared/docs/st-edge-ai.md`` (each rule
-carries its source) and estimates the hardware / hybrid / software placement and the epoch count,
-calibrated on ST's own BlazeFace-128 compile (45 epochs = 23 hardware + 22 hybrid).
+host and in well under a second, the rules gathered in ``../shared/docs/st-edge-ai.md`` (each rule
+carries its source) and estimates the hardware / hybrid / software placement, the epoch count and
+the footprint of one stedgeai compile (:class:`StedgeaiOptions`: stedgeai's own I/O type options
+and the epoch controller), from the evidence of 12 real STM32N6 compiles
+(``../shared/docs/st-n6-compiles.md``; each placement rule names the ST file that shows it).
 
 >>> from blazeear_edge.lint import lint_model
->>> rep = lint_model("model_int8.tflite")            # or .onnx, or an onnx.ModelProto
+>>> rep = lint_model("model_int8.tflite", output_data_type="int8")  # or .onnx, a ModelProto
 >>> rep.summary, rep.mapping.epochs, rep.mapping.cost
 >>> rep.to_dict()                                     # the documented JSON schema
 
@@ -21,8 +23,10 @@ from pathlib import Path
 
 from ..errors import BlazeEarError
 from .graph import Graph
-from .mapping import (HYBRID_WEIGHT, MACC_PER_COST_UNIT, SW_WEIGHT, Mapping, Placement,
-                      activations_peak_bytes, count_params_and_weights, estimate)
+from .footprint import activations_peak_bytes, count_params_and_weights
+from .mapping import HYBRID_WEIGHT, MACC_PER_COST_UNIT, SW_WEIGHT, Mapping, estimate
+from .options import (StedgeaiOptions, merge, options_from_manifest, parse_stedgeai_command)
+from .placement import PLACEMENT_RULES, Placement
 from .report import JSON_KEYS, LintReport, format_text
 from .rules import RULES, Finding, Rule, run_checks
 
@@ -30,7 +34,8 @@ TARGETS = ("stm32n6",)
 
 __all__ = ["lint_model", "read_model", "LintReport", "Finding", "Rule", "RULES", "Mapping",
            "Placement", "Graph", "TARGETS", "JSON_KEYS", "HYBRID_WEIGHT", "SW_WEIGHT",
-           "MACC_PER_COST_UNIT", "format_text"]
+           "MACC_PER_COST_UNIT", "format_text", "StedgeaiOptions", "parse_stedgeai_command",
+           "options_from_manifest", "resolve_options", "PLACEMENT_RULES"]
 
 
 def read_model(path_or_model) -> Graph:
@@ -54,6 +59,10 @@ def read_model(path_or_model) -> Graph:
     if not p.exists():
         raise BlazeEarError(f"{p}: no such file")
     if p.is_dir():
+        models = sorted(f.name for f in p.glob("*_int8.*") if f.suffix in (".onnx", ".tflite"))
+        if (p / "manifest.json").is_file() and models:
+            raise BlazeEarError(f"{p}: is an export folder; lint one of its models (estimated "
+                                f"with the manifest's stedgeai line), e.g. {p / models[0]}")
         raise BlazeEarError(f"{p}: is a directory, not a model file (.onnx or .tflite)")
     try:
         with open(p, "rb") as fh:
@@ -77,37 +86,78 @@ def read_model(path_or_model) -> Graph:
     return _guard(lambda: read_onnx(p), str(p))
 
 
-def _guard(fn, label):
-    """Reading a corrupt file must end in one line naming it, never a traceback."""
+def _guard(fn, label, what="not a readable model"):
+    """Reading (or analysing) a corrupt file must end in one line naming it, never a traceback
+    and never exit status 1 (which means "the model has errors")."""
     try:
         return fn()
     except BlazeEarError:
         raise
     except MemoryError:
-        raise BlazeEarError(f"{label}: not a readable model (out of memory while parsing)") \
-            from None
+        raise BlazeEarError(f"{label}: {what} (out of memory)") from None
     except Exception as exc:  # noqa: BLE001 - any parser failure is a bad file
-        raise BlazeEarError(f"{label}: not a readable model ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        first = str(exc).splitlines()[0] if str(exc).strip() else ""
+        raise BlazeEarError(f"{label}: {what} ({type(exc).__name__}: {first[:200]}); "
+                            "a damaged file? (--debug shows the traceback)") from None
 
 
-def lint_model(path_or_model, target: str = "stm32n6", *, float_io: bool = False,
-               assume_int8: bool = False) -> LintReport:
+def resolve_options(path_or_model, *, stedgeai_command: str | None = None,
+                    input_data_type: str | None = None, output_data_type: str | None = None,
+                    epoch_controller: bool | None = None, float_io: bool = False,
+                    use_manifest: bool = True) -> StedgeaiOptions:
+    """The compile to estimate: a given ``stedgeai`` command line, else the line the export's
+    ``manifest.json`` beside the file gives for it, else stedgeai's defaults; explicit options
+    (and ``float_io``, an alias for float32 at both ends) override."""
+    base = None
+    if stedgeai_command:
+        base = parse_stedgeai_command(stedgeai_command)
+    elif use_manifest and isinstance(path_or_model, (str, os.PathLike)):
+        base = options_from_manifest(path_or_model)
+    if float_io:
+        input_data_type = input_data_type or "float32"
+        output_data_type = output_data_type or "float32"
+    return merge(base or StedgeaiOptions(), input_data_type=input_data_type,
+                 output_data_type=output_data_type, epoch_controller=epoch_controller)
+
+
+def lint_model(path_or_model, target: str = "stm32n6", *, options: StedgeaiOptions | None = None,
+               input_data_type: str | None = None, output_data_type: str | None = None,
+               epoch_controller: bool | None = None, stedgeai_command: str | None = None,
+               float_io: bool = False, assume_int8: bool = False,
+               use_manifest: bool = True) -> LintReport:
     """Lint a model for ST Edge AI Core and estimate its mapping on the target's NPU.
 
     ``path_or_model``: a ``.onnx`` or ``.tflite`` path, or an in-memory ``onnx.ModelProto``.
-    ``float_io``: estimate as if stedgeai were run with float I/O types, so the model's own
-    input QuantizeLinear / output DequantizeLinear count as software epochs (default: integer I/O
-    types, as ST's own BlazeFace compile and this project's ``stedgeai_command``).
+    The compile estimated (:class:`StedgeaiOptions`): ``options`` when given, else
+    :func:`resolve_options` of the other arguments: ``input_data_type`` / ``output_data_type``
+    (``float32|int8|uint8``; default: the input conversion absorbed, the outputs as the file
+    stores them, as stedgeai does), ``epoch_controller`` (default on, as in ST's application
+    profiles), a ``stedgeai_command`` line to read them from, or the export manifest beside the
+    file. ``float_io``: alias for float32 at both ends.
     ``assume_int8``: place float operators where they would run once quantised, so rewrites of a
     float model can be compared before quantising it (the findings are unchanged).
+
+    A file that cannot be read, or that breaks the analysis, raises :class:`BlazeEarError`
+    (exit status 2) naming it: a damaged model is bad input, never "the model has errors".
     """
     if target not in TARGETS:
         raise BlazeEarError(f"unknown target {target!r} (supported: {', '.join(TARGETS)})")
+    opts = options or resolve_options(path_or_model, stedgeai_command=stedgeai_command,
+                                      input_data_type=input_data_type,
+                                      output_data_type=output_data_type,
+                                      epoch_controller=epoch_controller, float_io=float_io,
+                                      use_manifest=use_manifest)
     g = read_model(path_or_model)
-    mapping = estimate(g, float_io=float_io, assume_int8=assume_int8)
+    return _guard(lambda: _analyse(g, target, opts, assume_int8), g.path, "cannot be analysed")
+
+
+def _analyse(g: Graph, target: str, opts: StedgeaiOptions, assume_int8: bool) -> LintReport:
+    mapping = estimate(g, opts, assume_int8=assume_int8)
     findings = run_checks(g, mapping.ops)
     params, wbytes = count_params_and_weights(g)
-    return LintReport(model=g.path, format=g.format, target=target, findings=findings,
-                      mapping=mapping, macc=mapping.macc, params=params, weights_bytes=wbytes,
-                      activations_peak_bytes=activations_peak_bytes(g))
+    rep = LintReport(model=g.path, format=g.format, target=target, findings=findings,
+                     mapping=mapping, macc=mapping.macc, params=params, weights_bytes=wbytes,
+                     activations_peak_bytes=activations_peak_bytes(g))
+    rep.to_dict()  # a report that cannot be serialised is a damaged model, caught here
+    rep.format_text(show_ops=True)
+    return rep

@@ -37,6 +37,11 @@ def _dtype_name(elem_type: int) -> str:
             return "unknown"
 
 
+def _s(v) -> str:
+    """A name as text: protobuf hands over strings that are not valid UTF-8 as bytes."""
+    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+
+
 def _value_info_shape(vi):
     """(dtype, shape, symbolic) of a ValueInfoProto; shape dims -1 when not a fixed value."""
     tt = vi.type.tensor_type
@@ -282,8 +287,9 @@ def read_onnx(source, path: str | os.PathLike | None = None) -> Graph:
                 cons = consumers.get(y, [])
                 if y not in out_set and cons and all(id(c) in wrapped_ids for c in cons):
                     continue  # every consumer reads the int8 tensor directly
-            nodes.append(Node(name, n.op_type, n.op_type, [x] + [resolve(i) for i in n.input[1:]],
-                              list(n.output), _attrs(n), n.domain))
+            nodes.append(Node(_s(name), _s(n.op_type), _s(n.op_type),
+                              [_s(x)] + [_s(resolve(i)) for i in n.input[1:]],
+                              [_s(o) for o in n.output], _attrs(n), _s(n.domain)))
             continue
         is_wrapped = id(n) in wrapped_ids
         ins = []
@@ -292,9 +298,11 @@ def read_onnx(source, path: str | os.PathLike | None = None) -> Graph:
                 i = producer[i].input[0]
             ins.append(resolve(i) if i else "")
         ins += [resolve(i) for i in _outer_scope_inputs(n) if i not in ins]
-        nodes.append(Node(name, n.op_type, n.op_type, ins, list(n.output), _attrs(n), n.domain))
+        nodes.append(Node(_s(name), _s(n.op_type), _s(n.op_type), [_s(i) for i in ins],
+                          [_s(o) for o in n.output], _attrs(n), _s(n.domain)))
 
-    outputs = [resolve(o) for o in outputs]
+    outputs = [_s(resolve(o)) for o in outputs]
+    inputs = [_s(i) for i in inputs]
     for nd in nodes:
         for o in nd.inputs + nd.outputs:
             if o and o not in tensors:
@@ -367,6 +375,7 @@ def _canonical_attrs(nd: Node, g: Graph) -> None:
         group = int(a.get("group", 1))
         a["depthwise"] = bool(k == "Conv" and group > 1 and wshape is not None
                               and len(wshape) >= 2 and wshape[1] == 1)
+        a["dilation"] = tuple(int(v) for v in (a.get("dilations") or ()))
     elif k in ("MaxPool", "AveragePool", "LpPool"):
         a["kernel"] = tuple(int(v) for v in a.get("kernel_shape", []))
         a["strides"] = tuple(a.get("strides") or [1] * len(a["kernel"]))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .footprint import RAM_POOL_BAND, RAM_POOL_FACTOR, WEIGHTS_ST_BAND, footprint_dict
 from .mapping import HYBRID_WEIGHT, MACC_PER_COST_UNIT, SW_WEIGHT, Mapping
-from .rules import Finding
+from .rules import RULES, Finding
 
 #: keys of ``LintReport.to_dict()``, in order (documented in docs/lint.md)
 JSON_KEYS = ("model", "format", "target", "findings", "summary", "mapping", "macc", "params",
-             "weights_bytes", "activations_peak_bytes")
+             "weights_bytes", "activations_peak_bytes", "footprint")
 
 
 @dataclass
@@ -55,7 +56,8 @@ class LintReport:
                 "mapping": self.mapping.to_dict(),
                 "macc": int(self.macc), "params": int(self.params),
                 "weights_bytes": int(self.weights_bytes),
-                "activations_peak_bytes": int(self.activations_peak_bytes)}
+                "activations_peak_bytes": int(self.activations_peak_bytes),
+                "footprint": footprint_dict(self.weights_bytes, self.activations_peak_bytes)}
 
     def format_text(self, show_ops: bool = False) -> str:
         return format_text(self, show_ops)
@@ -95,8 +97,6 @@ def format_text(rep: LintReport, show_ops: bool = False) -> str:
         lines.extend(_table(("SEVERITY", "RULE", "NODE", "OP", "DETAIL"), rows))
         lines.append("")
         lines.append("rules fired:")
-        from .rules import RULES
-
         for rid in dict.fromkeys(f.rule for f in rep.findings):
             r = RULES[rid]
             lines.append(f"  {r.id} ({r.severity}): {r.message}")
@@ -105,25 +105,40 @@ def format_text(rep: LintReport, show_ops: bool = False) -> str:
         lines.append("")
     m = rep.mapping
     e = m.epochs
-    io = "float I/O types" if m.float_io else "integer I/O types (uint8/int8)"
+    mode = m.options.describe()
     if m.assume_int8:
-        io += ", float operators placed as if quantised"
-    lines.append(f"mapping estimate (stedgeai, {io}): {m.total_epochs} epochs = {e['hw']} hw + "
-                 f"{e['hybrid']} hybrid + {e['sw']} sw; cost {m.cost:.1f}")
+        mode += "; float operators placed as if quantised"
+    lines.append(f"mapping estimate (stedgeai: {mode}):")
+    lines.append(f"  {m.total_epochs} epochs = {e['hw']} hw + {e['hybrid']} hybrid + {e['sw']} sw; "
+                 f"cost {m.cost:.1f}")
+    if not m.exact:
+        r = m.epochs_range
+        lines.append("  range (rules whose exact condition is unknown): "
+                     + ", ".join(f"{k} {r[k][0]}..{r[k][1]}" for k in ("hw", "hybrid", "sw")))
     rows = []
     for op, unit, n, steps in m.by_op():
         rows.append((op, n, unit, " + ".join(steps) if steps else "(none: view / absorbed)"))
     lines.extend("  " + x for x in _table(("OP", "COUNT", "UNIT", "EPOCH STEPS EACH"), rows))
     lines.append("")
     macs = f"{rep.macc / 1e6:.2f} M" if rep.macc >= 100_000 else f"{rep.macc:,}"
-    lines.append(f"footprint: {macs} MACs, {rep.params:,} params, weights "
-                 f"{rep.weights_bytes:,} B ({_kib(rep.weights_bytes)}), peak activations "
-                 f"{rep.activations_peak_bytes:,} B ({_kib(rep.activations_peak_bytes)})")
+    fp = footprint_dict(rep.weights_bytes, rep.activations_peak_bytes)
+    wlo, whi = fp["weights_st_image_band_bytes"]
+    rlo, rhi = fp["ram_pools_band_bytes"]
+    lines.append(f"footprint: {macs} MACs, {rep.params:,} params")
+    lines.append(f"  weights (flash image payload): {rep.weights_bytes:,} B "
+                 f"({_kib(rep.weights_bytes)}); ST's image {WEIGHTS_ST_BAND[0]:g}-"
+                 f"{WEIGHTS_ST_BAND[1]:g}x that: {wlo:,}..{whi:,} B")
+    lines.append(f"  activations: at least {rep.activations_peak_bytes:,} B "
+                 f"({_kib(rep.activations_peak_bytes)}, liveness peak); ST's RAM pools estimated "
+                 f"{fp['ram_pools_estimate_bytes']:,} B ({RAM_POOL_FACTOR:g}x), observed "
+                 f"{RAM_POOL_BAND[0]:g}-{RAM_POOL_BAND[1]:g}x: {rlo:,}..{rhi:,} B")
     lines.append(f"cost = hw + {HYBRID_WEIGHT:g} x hybrid + {SW_WEIGHT:g} x sw + MACs / "
                  f"{MACC_PER_COST_UNIT / 1e6:g} M (hardware-epoch units, ranks alternatives)")
     if show_ops:
         lines.append("")
-        lines.extend(_table(("#", "NODE", "OP", "UNIT", "EPOCH STEPS", "WHY"),
-                            [(i, _clip(p.node, 48), p.op, p.unit, "+".join(p.epochs) or "-",
-                              p.reason or "-") for i, p in enumerate(m.ops)]))
+        lines.extend(_table(("#", "NODE", "OP", "UNIT", "EPOCH STEPS", "RULE"),
+                            [(i, _clip(p.node, 48), _clip(p.op, 32), p.unit,
+                              "+".join(p.epochs) or "-",
+                              p.rule + (f" (or {'+'.join(p.alt)})" if p.alt is not None else ""))
+                             for i, p in enumerate(m.ops)]))
     return "\n".join(lines)

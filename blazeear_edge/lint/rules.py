@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .graph import Graph, Node
-from .mapping import (DYNAMIC_QUANT_OPS, QOPERATOR_OPS, UNSUPPORTED_KINDS, Placement,
-                      channel_pad_amount, is_float_node, is_int_node, is_tail_or_head)
+from .placement import (DYNAMIC_QUANT_OPS, QOPERATOR_OPS, UNSUPPORTED_KINDS, Placement,
+                        channel_pad_amount, is_float_node, is_int_node, is_tail_or_head)
 
 SEVERITIES = ("error", "warning", "info")
 ONNX_OPSETS = (7, 20)
@@ -50,6 +50,14 @@ RULES: dict[str, Rule] = {r.id: r for r in [
        "weight-only / dynamic-range quantisation (float activations, int8 weights)",
        "full-integer static quantisation with calibration data (ORT quantize_static; TFLite "
        "converter with representative_dataset and TFLITE_BUILTINS_INT8)",
+       "[ST] hybrid (float-activation) operators are not supported; [users] NOT IMPLEMENTED: "
+       "Unsupported layer types"),
+    _r("dynamic-range", "error",
+       "TFLite dynamic-range (hybrid) quantisation: int8 weights, float activations; not a "
+       "float model, and not an int8 one: ST Edge AI does not run its hybrid operators",
+       "convert with full-integer quantisation: converter.optimizations = [Optimize.DEFAULT], a "
+       "representative_dataset of real inputs, target_spec.supported_ops = "
+       "[TFLITE_BUILTINS_INT8] (blazeear-edge export --int8 does this)",
        "[ST] hybrid (float-activation) operators are not supported; [users] NOT IMPLEMENTED: "
        "Unsupported layer types"),
     _r("quant-scheme", "error",
@@ -90,11 +98,11 @@ RULES: dict[str, Rule] = {r.id: r for r in [
        "[users] INTERNAL ERROR: None has type NoneType"),
     # -- warnings: it compiles, but not (all) on the NPU ---------------------------------------
     _r("channel-pad", "warning",
-       "channel-axis Pad: 2 hybrid DMA-transpose epochs (the NPU cannot pad channels)",
+       "channel-axis Pad: up to 2 hybrid DMA-transpose epochs (the NPU cannot pad channels)",
        "widen with a Concat of zeros (blazeear-edge export --channel-pad concat) or a 1x1 "
        "identity conv (--channel-pad conv)",
        "[ST] ST's own BlazeFace-128 compile: 22 hybrid epochs, two around each of 11 channel "
-       "pads"),
+       "pads; channel-doubling pads cost 0-2 (palm_detector.c 4 for 3, face_landmark.c 1 for 3)"),
     _r("float-model", "warning", "float model: every operator runs in software on the Cortex-M55",
        "quantise to int8 (blazeear-edge export --int8, or ORT quantize_static QDQ per-channel)",
        "[ST] Neural-ART runs int8 only; float operators become software epochs"),
@@ -102,11 +110,12 @@ RULES: dict[str, Rule] = {r.id: r for r in [
        "quantise it too (it has no Q/DQ around it or was excluded from quantisation)",
        "[ST] float operators become software epochs"),
     _r("float-io", "warning",
-       "float input/output converted inside the graph (QuantizeLinear / DequantizeLinear)",
-       "compile with --input-data-type uint8 (or int8) --output-data-type int8 so the "
-       "conversions disappear; with float I/O types they are software epochs",
-       "[ST] ST's BlazeFace compile (--input-data-type uint8 --output-data-type int8); float "
-       "I/O Q/DQ count as 2 software epochs"),
+       "float input/output conversions that run in software (one epoch each)",
+       "compile with --output-data-type int8 (and an integer --input-data-type) so the "
+       "conversions disappear; dequantise in the host code",
+       "[ST] every ST compile with float outputs: one ll_sw_forward_dequantizelinear per output "
+       "(ObjectDetection, ImageClassification, PoseEstimation, hand- and face-landmarks, Audio "
+       "network.c); BlazeFace with --output-data-type int8: none"),
     _r("per-tensor-weights", "warning",
        "per-tensor weight quantisation where per-channel is available",
        "quantise weights per channel (ORT per_channel=True; the TFLite converter's default)",
@@ -119,8 +128,8 @@ RULES: dict[str, Rule] = {r.id: r for r in [
     _r("software-op", "warning", "operator runs in software on the Cortex-M55",
        "replace it or move it out of the graph (sigmoid/softmax/decode in post-processing; "
        "Resize: nearest)",
-       "[ST] mapping: Softmax, Gather, non-nearest Resize, ReduceSum, InstanceNorm, Softplus, "
-       "DepthToSpace are software (YuNet: 2 SW epochs)"),
+       "[ST] mapping: Softmax, Gather, non-nearest Resize, ReduceSum, InstanceNorm, Softplus "
+       "are software; a Conv on a 1-element input too (ReID OSNet network.c)"),
     _r("transpose", "warning", "Transpose at the model's input/output: a hybrid DMA epoch",
        "reshape in the host code, or let stedgeai place channels "
        "(--inputs-ch-position / --outputs-ch-position)",
@@ -190,7 +199,7 @@ def check_float16(g: Graph, placements) -> list:
 
 def check_qoperator(g: Graph, placements) -> list:
     return [finding("qoperator", n) for n in g.nodes
-            if n.op in QOPERATOR_OPS or n.op.startswith("QLinear")]
+            if n.op in QOPERATOR_OPS or str(n.op).startswith("QLinear")]
 
 
 def check_onnx_uint8(g: Graph, placements) -> list:
@@ -216,7 +225,22 @@ def _weight(g: Graph, n: Node):
     return None
 
 
+def is_dynamic_range_tflite(g: Graph) -> bool:
+    """A TFLite model whose operators take float activations and int8 quantised weights."""
+    if g.format != "tflite" or any(is_int_node(g, n) for n in g.nodes):
+        return False
+    return any(is_float_node(g, n) and any(
+        g.is_const(i) and g.tensor(i).quant is not None and g.tensor(i).dtype in ("int8", "int4")
+        for i in n.inputs[1:]) for n in g.nodes)
+
+
 def check_weight_only(g: Graph, placements) -> list:
+    if is_dynamic_range_tflite(g):
+        hyb = [n for n in g.nodes if is_float_node(g, n) and any(
+            g.is_const(i) and g.tensor(i).quant is not None for i in n.inputs[1:])]
+        return [finding("dynamic-range", node_name="(model)", op="",
+                        detail=f"{len(hyb)} operator(s) with int8 weights on float activations, "
+                               f"e.g. {_examples([n.name for n in hyb])}")]
     out = []
     for n in g.nodes:
         if n.op in DYNAMIC_QUANT_OPS:
@@ -305,7 +329,7 @@ def check_unconnected(g: Graph, placements) -> list:
     for n in g.nodes:
         dangling = [o for o in n.outputs if o and o not in outs and o not in g.consumers]
         if dangling:
-            out.append(finding("unconnected-output", n, ", ".join(dangling)))
+            out.append(finding("unconnected-output", n, ", ".join(str(d) for d in dangling)))
     return out
 
 
@@ -420,21 +444,23 @@ def check_kernels(g: Graph, placements) -> list:
 def check_placement(g: Graph, placements: list[Placement]) -> list:
     """Warnings that come from where operators run."""
     out = []
-    nodes = {id(p): n for p, n in zip(placements, g.nodes)}
+    real = [p for p in placements if p.kind != "Conversion"]  # not the added conversions
+    nodes = {id(p): n for p, n in zip(real, g.nodes)}
     quantised = any(is_int_node(g, n) for n in g.nodes)
     compute = [n for n in g.nodes if n.kind not in ("QuantizeLinear", "DequantizeLinear")]
-    if not quantised and compute:
+    if not quantised and compute and not is_dynamic_range_tflite(g):
         out.append(finding("float-model", node_name="(model)", op="",
                            detail=f"{len(compute)} operators"))
-    io = [nodes[id(p)] for p in placements if p.reason == "io"]
+    io = [p for p in placements if p.reason == "io" and p.unit == "sw"]
     if io:
-        ins = [n for n in io if n.kind == "QuantizeLinear"]
-        outs = [n for n in io if n.kind == "DequantizeLinear"]
+        ins = [p for p in io if p.rule in ("input-quantize", "input-convert")]
         out.append(finding("float-io", node_name="(model I/O)", op="Q/DQ",
-                           detail=f"{len(ins)} input conversion(s), {len(outs)} output "
-                                  f"conversion(s)"))
+                           detail=f"{len(ins)} input conversion(s), {len(io) - len(ins)} output "
+                                  f"conversion(s) in software"))
     for p in placements:
-        n = nodes[id(p)]
+        n = nodes.get(id(p))
+        if n is None:  # a conversion stedgeai adds (no node of the model)
+            continue
         if p.reason == "float" and quantised:
             out.append(finding("float-op", n))
         why = p.intrinsic  # what stays off the NPU even once quantised

@@ -215,6 +215,8 @@ def _tflite_attrs(node: Node, op, tensors: dict) -> None:
         opt = _options(op, cls)
         a["strides"] = (int(opt.StrideH()), int(opt.StrideW())) if opt is not None else (1, 1)
         a["depthwise"] = name == "DEPTHWISE_CONV_2D"
+        if opt is not None and name != "TRANSPOSE_CONV":
+            a["dilation"] = (int(opt.DilationHFactor()), int(opt.DilationWFactor()))
         if name == "TRANSPOSE_CONV":  # inputs: output_shape, weights, input[, bias]
             node.inputs = [node.inputs[2], node.inputs[1]] + node.inputs[3:] + [node.inputs[0]]
     elif name in ("MAX_POOL_2D", "AVERAGE_POOL_2D", "L2_POOL_2D"):

@@ -1,0 +1,168 @@
+"""Footprint of a model on the STM32N6: MACs, parameters, the weight bytes ST writes to flash, and
+activation memory (a liveness lower bound, and an estimate of the RAM pools ST will use).
+
+What the figures are, measured against 12 real ST Edge AI compiles (``../shared/docs/
+st-n6-compiles.md``, "Footprint against ST"; 7 of them with their model files in
+``../shared/data/st-n6-compiles/truth.json``):
+
+* **weights**: every stored data constant at its stored type (int8 weights, int32 biases, PRelu
+  slopes, a Concat's zero block). That is the payload of ST's flash image
+  (``network_data.xSPI2.bin`` / ``*_data.hex``); ST's image was 0.96-1.31x of it over the 12
+  compiles (ST Edge AI 4.0 branch on BlazeFace: 1.005x), and 1.43x for the same BlazeFace file
+  compiled by 2.2 (154,440 B against 108,520 B): 2.x builds add a layout overhead that depends on
+  the compiler version. ``WEIGHTS_ST_BAND`` spans 0.96-1.44x.
+* **activations**: the peak of live activation bytes in execution order, with no in-place reuse.
+  ST's RAM pools (the sum of the used ``npuRAM*``/``cpuRAM*`` pools, I/O buffers included) were
+  0.959-2.42x of it, with a median of 1.3x: the peak is a lower bound (to 4%), and the RAM-pool
+  estimate is ``RAM_POOL_FACTOR`` x the peak, with that band.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .graph import Graph, Node
+from .placement import qoperator_base
+
+#: ST's flash image / the linter's weight bytes: min and max over the compiles of the doc
+WEIGHTS_ST_BAND = (0.96, 1.44)
+#: ST's used RAM pools / the linter's activation peak: median, and min / max over the 12 compiles
+RAM_POOL_FACTOR = 1.3
+RAM_POOL_BAND = (0.95, 2.42)
+
+PARAM_KINDS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "PRelu",
+                         "BatchNormalization", "InstanceNormalization", "LayerNormalization",
+                         "Add", "Sub", "Mul", "Div", "Max", "Min"})
+
+
+def footprint_dict(weights_bytes: int, act_peak: int) -> dict:
+    """The ``footprint`` block of the JSON report: each figure with what it is."""
+    lo, hi = WEIGHTS_ST_BAND
+    rlo, rhi = RAM_POOL_BAND
+    return {
+        "weights_bytes": int(weights_bytes),
+        "weights_st_image_band_bytes": [int(math.floor(lo * weights_bytes)),
+                                        int(math.ceil(hi * weights_bytes))],
+        "activations_lower_bound_bytes": int(act_peak),
+        "ram_pools_estimate_bytes": int(round(RAM_POOL_FACTOR * act_peak)),
+        "ram_pools_band_bytes": [int(math.floor(rlo * act_peak)), int(math.ceil(rhi * act_peak))],
+    }
+def _numel_of_shape(shape) -> int | None:
+    if shape is None or any((not isinstance(d, (int, np.integer))) or d < 0 for d in shape):
+        return None
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def node_macc(g: Graph, n: Node) -> int:
+    """Multiply-accumulates of one convolution / matrix product (0 for everything else)."""
+    k = qoperator_base(n.op) or n.kind
+    if k not in ("Conv", "ConvTranspose", "Gemm", "MatMul") or len(n.inputs) < 2:
+        return 0
+    if n.op.startswith("QLinear"):  # x, x_scale, x_zp, w, ...
+        x_name, w_name = n.inputs[0], (n.inputs[3] if len(n.inputs) > 3 else "")
+    else:
+        x_name, w_name = n.inputs[0], n.inputs[1]
+    x, w = g.tensor(x_name), g.tensor(w_name)
+    out = g.tensor(n.outputs[0]) if n.outputs else None
+    wn = _numel_of_shape(w.shape) if w is not None else None
+    on = _numel_of_shape(out.shape) if out is not None else None
+    if k == "Conv":
+        if wn is None or on is None or not w.shape:
+            return 0
+        cout = w.shape[-1] if (g.format == "tflite" and n.attrs.get("depthwise")) else w.shape[0]
+        return int(on * wn // max(int(cout), 1))
+    if k == "ConvTranspose":
+        xn = _numel_of_shape(x.shape) if x is not None else None
+        if wn is None or xn is None or not w.shape:
+            return 0
+        cin = w.shape[-1] if g.format == "tflite" else w.shape[0]
+        return int(xn * wn // max(int(cin), 1))
+    # Gemm / MatMul / FullyConnected: out elements x reduction length
+    if on is None:
+        return 0
+    if x is not None and x.shape and isinstance(x.shape[-1], (int, np.integer)) \
+            and x.shape[-1] > 0 and not (k == "Gemm" and n.attrs.get("transA")):
+        return int(on * x.shape[-1])
+    if wn is not None and out.shape:
+        return int(on * wn // max(int(out.shape[-1]), 1))
+    return 0
+
+
+def count_macc(g: Graph) -> int:
+    return int(sum(node_macc(g, n) for n in g.nodes))
+
+
+def _data_const(t) -> bool:
+    """A constant that is stored as model data (not a shape, axis, index or padding list)."""
+    if t is None or not t.const:
+        return False
+    if t.dtype in ("int32", "int64", "bool", "string") and t.quant is None:
+        return False
+    return True
+
+
+def count_params_and_weights(g: Graph) -> tuple[int, int]:
+    """(parameters, weight bytes).
+
+    Parameters: elements of the constant operands of parametrised operators (convolutions, matrix
+    products, PRelu, normalisations, and constant operands of Add/Sub/Mul/Div/Max/Min), counted
+    per use (a bias that onnxsim shares between two convolutions counts twice, as in the network).
+    Weight bytes: every stored data constant once (parameters plus, e.g., a Concat's zero block) at
+    its stored type; shape/axis/index constants and quantisation scales are not counted.
+    """
+    params = 0
+    weights: dict[str, int] = {}
+    for n in g.nodes:
+        k = qoperator_base(n.op) or n.kind
+        data_inputs = n.inputs
+        if n.kind in ("QuantizeLinear", "DequantizeLinear"):
+            data_inputs = n.inputs[:1]  # not the scale / zero point
+        elif n.op in ("QLinearConv", "QLinearMatMul"):
+            data_inputs = [n.inputs[j] for j in (3, 8) if j < len(n.inputs)]
+        elif n.op.startswith("QLinear") or n.op == "QGemm":
+            data_inputs = []
+        for i in data_inputs:
+            t = g.tensor(i)
+            if not _data_const(t):
+                continue
+            nb = t.nbytes
+            if nb is None:
+                continue
+            weights[i] = nb
+            if k in PARAM_KINDS:
+                params += t.numel or 0
+    return int(params), int(sum(weights.values()))
+
+
+def activations_peak_bytes(g: Graph) -> int:
+    """Peak of live activation bytes over the execution order.
+
+    A tensor lives from its producer (graph inputs: from the start) to its last consumer (graph
+    outputs: to the end); while an operator runs, its inputs and outputs are live. No in-place
+    reuse is assumed, so reshapes count twice; ST's allocator may do better.
+    """
+    last: dict[str, int] = {}
+    end = len(g.nodes)
+    for idx, n in enumerate(g.nodes):
+        for i in n.inputs:
+            if i and not g.is_const(i):
+                last[i] = idx
+    for o in g.outputs:
+        last[o] = end
+
+    def size(name):
+        t = g.tensor(name)
+        return (t.nbytes or 0) if t is not None else 0
+
+    live = {i: size(i) for i in g.inputs}
+    peak = sum(live.values())
+    for idx, n in enumerate(g.nodes):
+        for o in n.outputs:
+            if o and not g.is_const(o):
+                live[o] = size(o)
+        peak = max(peak, sum(live.values()))
+        for name in [k for k in live if last.get(k, -1) <= idx]:
+            del live[name]
+    return int(peak)
