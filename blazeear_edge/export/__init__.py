@@ -38,7 +38,7 @@ import numpy as np
 from .._native import quiet_native_output
 from ..anchors import resolve_anchors
 from ..calib_data import build_calibration, save_npz, verification_images
-from ..compare import RuntimeResult, Tolerances, compare_runtime
+from ..compare import RELEVANT_SCORE, RuntimeResult, Tolerances, compare_runtime
 from ..errors import BlazeEarError
 from ..lint import lint_model
 from ..manifest import (MANIFEST_FILE, ArtifactEntry, ExportEntry, ExportManifest, InputEntry,
@@ -315,7 +315,15 @@ def verify_artifact(plan: ExportPlan, path: Path, key: str, label: str, precisio
     if res.error or (res.failures and precision == "fp32"):
         raise BlazeEarError(f"{path.name}: verification failed: "
                             + "; ".join([res.error] if res.error else res.failures), exit_code=1)
-    plan.warnings += res.failures + res.warnings
+    plan.warnings += res.failures
+    low = [f"{t.name} {t.sqnr_db_relevant:.1f}" for t in res.tensors
+           if t.sqnr_db_relevant is not None and any(f"output {t.name}:" in w
+                                                     for w in res.warnings)]
+    if low:
+        plan.warnings.append(f"{label}: SQNR on relevant anchors (fp32 score >= "
+                             f"{RELEVANT_SCORE}) under "
+                             f"{plan.tolerances.for_precision(precision).warn_sqnr_db:g} dB: "
+                             + ", ".join(low) + " dB")
     return res
 
 
