@@ -192,7 +192,7 @@ def run_bench(export_dir: str | os.PathLike, data: str | os.PathLike | None = No
     ``warmup``: untimed runs first (default ``min(10, max(2, runs // 5))``).
     """
     if runs < 1:
-        raise BlazeEarError(f"--runs must be at least 1, got {runs}")
+        raise BlazeEarError(f"runs (--runs) must be at least 1, got {runs}")
     warmup = min(10, max(2, runs // 5)) if warmup is None else max(0, int(warmup))
     man = load_manifest(export_dir)
     keys = [k for k in ARTIFACT_ORDER if k in man.artifacts]

@@ -315,9 +315,9 @@ def evaluate(target: str | os.PathLike, data: str | os.PathLike, images_root=Non
     """
     say = progress_printer(progress)
     if not 0.0 <= score_thresh <= 1.0:
-        raise BlazeEarError(f"--score-thresh must be within [0, 1], got {score_thresh}")
+        raise BlazeEarError(f"score_thresh (--score-thresh) must be within [0, 1], got {score_thresh}")
     if count is not None and count <= 0:
-        raise BlazeEarError(f"--count must be positive, got {count}")
+        raise BlazeEarError(f"count (--count) must be positive, got {count}")
     gt = load_ground_truth(data, images_root, category)
     rts, table, cfg, name, notes = _what_to_run(target, runtimes, weights, anchors, score_thresh)
     if not rts:

@@ -68,6 +68,17 @@ def default_export(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fp32_export(tmp_path_factory) -> Path:
+    """A fast export (about 10 s): the fp32 ONNX only, no calibration, no TFLite. For tests that
+    need a real manifest and a float artifact, not the int8 / TFLite path."""
+    from blazeear_edge.export import ExportConfig, export
+
+    out = tmp_path_factory.mktemp("fp32-export") / "fp32"
+    export(ExportConfig(formats=("onnx",), out=str(out), progress=False, channel_pad="concat"))
+    return out
+
+
+@pytest.fixture(scope="session")
 def export_network_attempts(default_export) -> list:
     """Socket connections attempted while ``default_export`` ran (each one was refused)."""
     return NETWORK_ATTEMPTS

@@ -169,21 +169,23 @@ def _perturb_onnx(path, factor):
     onnx.save(m, str(path))
 
 
-@pytest.mark.slow
-def test_parity_fails_a_slightly_perturbed_fp32_artifact(export_copy):
+def test_parity_fails_a_slightly_perturbed_fp32_artifact(fp32_export, tmp_path):
     from blazeear_edge.manifest import load_manifest
     from blazeear_edge.parity import run_parity
 
-    man = load_manifest(export_copy)
+    exp = tmp_path / "exp"
+    shutil.copytree(fp32_export, exp)
+    man = load_manifest(exp)
+    rep = run_parity(exp, runtimes=["fp32_onnx"], c_check=False)
+    assert next(r for r in rep.runtimes if r.key == "fp32_onnx").status == "ok"
     _perturb_onnx(man.artifact_path("fp32_onnx"), 1.0005)
-    rep = run_parity(export_copy, runtimes=["fp32_onnx"], c_check=False)
+    rep = run_parity(exp, runtimes=["fp32_onnx"], c_check=False)
     r = next(r for r in rep.runtimes if r.key == "fp32_onnx")
     assert r.status == "FAIL", r.to_dict()
     # the same outputs would pass the int8 limits: the fp32 ones were applied
     assert judge(r, INT8_DEFAULT)[0] == []
 
 
-@pytest.mark.slow
 def test_parity_checks_onnx_output_quantization_against_manifest(export_copy):
     from blazeear_edge.manifest import load_manifest
     from blazeear_edge.parity import check_manifest
@@ -200,8 +202,7 @@ def test_parity_checks_onnx_output_quantization_against_manifest(export_copy):
     assert c.status == "FAILED" and any("zero point" in f for f in c.failures), c.failures
 
 
-@pytest.mark.slow
-def test_export_records_the_onnx_error_measured_independently(default_export):
+def test_export_records_the_onnx_error_measured_independently(fp32_export):
     """The fp32 ONNX figure in the manifest equals ORT vs PyTorch computed here directly."""
     import onnxruntime as ort
     import torch
@@ -211,7 +212,7 @@ def test_export_records_the_onnx_error_measured_independently(default_export):
     from blazeear_edge.postprocess import to_anchor_major
     from blazeear_edge.weights import load_model
 
-    man = load_manifest(default_export)
+    man = load_manifest(fp32_export)
     ims, _ = load_parity_images(None)  # the built-in hold-out: what the export verified on
     assert len(ims) == man.verification["images"]
     model = load_model().set_output_clip(man.export.logit_saturation, None).eval()

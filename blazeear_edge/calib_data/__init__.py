@@ -336,7 +336,7 @@ def evaluation_images(images=None, count: int | None = None, images_root=None,
     for calibration); else a folder, image file, BlazeEar CSV or COCO json (first ``count``).
     Returns (ImageSet, a description of the source)."""
     if count is not None and count <= 0:
-        raise BlazeEarError(f"--count must be positive, got {count}")
+        raise BlazeEarError(f"count (--count) must be positive, got {count}")
     kind, samples = resolve_source(images, images_root)
     if kind == "builtin":
         samples = builtin_holdout(samples)

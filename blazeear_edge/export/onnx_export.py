@@ -86,17 +86,17 @@ def export_onnx(model, path: str | os.PathLike | None = None, *, opset: int = 17
     import torch
 
     if not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
-        raise BlazeEarError(f"--opset must be within {OPSET_RANGE[0]}..{OPSET_RANGE[1]} "
+        raise BlazeEarError(f"opset (--opset) must be within {OPSET_RANGE[0]}..{OPSET_RANGE[1]} "
                             f"(ST Edge AI Core supports ONNX opsets 7..20), got {opset}")
     if outputs not in ("split", "concat"):
-        raise BlazeEarError(f"--outputs must be split or concat, not {outputs!r}")
+        raise BlazeEarError(f"outputs (--outputs) must be split or concat, not {outputs!r}")
     if channel_pad not in CHANNEL_PAD_MODES:
-        raise BlazeEarError(f"--channel-pad must be one of {CHANNEL_PAD_MODES} or auto")
+        raise BlazeEarError(f"channel_pad (--channel-pad) must be one of {CHANNEL_PAD_MODES} or auto")
     if getattr(model, "batchnorm", False):
         raise ValueError("fold BatchNorm before export (weights.load_model(..., fold=True))")
     net = copy.deepcopy(model).eval().set_channel_pad_mode(channel_pad)
     if layout not in ("anchors", "nchw"):
-        raise BlazeEarError(f"--onnx-layout must be anchors or nchw, not {layout!r}")
+        raise BlazeEarError(f"onnx_layout (--onnx-layout) must be anchors or nchw, not {layout!r}")
     if outputs == "concat":
         net = MediaPipeLayout(net)
     elif layout == "nchw":

@@ -252,7 +252,7 @@ def quantize_tflite(saved_model_dir: str | os.PathLike, calib_nhwc: np.ndarray,
     from tensorflow.lite.python.optimize import calibrator as _cal
 
     if input_type not in INPUT_TYPES:
-        raise BlazeEarError(f"--input-type must be one of {INPUT_TYPES}")
+        raise BlazeEarError(f"input_type (--input-type) must be one of {INPUT_TYPES}, got {input_type!r}")
     if len(calib_nhwc) == 0:
         raise BlazeEarError("the calibration set is empty")
     conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
