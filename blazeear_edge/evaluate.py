@@ -383,14 +383,16 @@ def evaluate(target: str | os.PathLike, data: str | os.PathLike, images_root=Non
         manifest = load_manifest(t)
         rts, notes = export_runtimes(manifest, runtimes, weights=weights)
         table = manifest.anchors()
-        cfg = manifest.decode_config(score_thresh=score_thresh)
+        # no candidate cap: at the low evaluation threshold real frames have up to ~290
+        # candidates, and AP must rank every one of them (the cap is for the device)
+        cfg = manifest.decode_config(score_thresh=score_thresh, max_candidates=0)
         name = manifest.name
     else:
         if runtimes:
             raise BlazeEarError("--runtimes applies to an export folder, not a model file")
         rt, table, name = model_file_runtime(str(target), anchors)
         rts = [rt]
-        cfg = DecodeConfig(score_thresh=score_thresh)
+        cfg = DecodeConfig(score_thresh=score_thresh, max_candidates=0)
     if not rts:
         raise BlazeEarError(f"{target}: nothing to run ({'; '.join(notes) or 'no runtimes'})")
 

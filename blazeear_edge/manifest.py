@@ -24,7 +24,7 @@ Layout of ``manifest.json`` (``schema`` = ``blazeear-edge/manifest/1``)::
       },
       "anchors": {"kind", "source", "file": "anchors.npy", "sha256", "count": 896},
       "decode": DecodeConfig dict (score_thresh, iou_thresh, nms, score_clip, max_detections,
-                x/y/w/h_scale),
+                max_candidates, x/y/w/h_scale),
       "calibration": {...provenance...},
       "export": {"outputs": "split"|"concat", "channel_pad": ..., "opset", "input_type"},
       "verification": {...},
