@@ -100,8 +100,9 @@ typedef struct {
     float score_clip;    /* logits clipped to [-clip, clip] before the sigmoid (100) */
     int nms;             /* BLAZEEAR_PP_NMS_WEIGHTED or BLAZEEAR_PP_NMS_HARD */
     int max_detections;  /* 0 = no cap (MediaPipe) */
-    int max_candidates;  /* top-K by score entering NMS (ties by anchor index); 0 = no cap */
     float x_scale, y_scale, w_scale, h_scale; /* 128 */
+    int max_candidates;  /* top-K by score entering NMS (ties by anchor index); 0 = no cap.
+                          * Last, so an initializer written before it existed means 0. */
 } blazeear_pp_config_t;
 
 /* Everything constant about a model: tensors in the network's output order, anchors, decode. */

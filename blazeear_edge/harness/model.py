@@ -157,9 +157,8 @@ def c_string(s: str) -> str:
 def config_initializer(cfg: DecodeConfig) -> str:
     nms = "BLAZEEAR_PP_NMS_HARD" if cfg.nms == "hard" else "BLAZEEAR_PP_NMS_WEIGHTED"
     return (f"{{{cfloat(cfg.score_thresh)}, {cfloat(cfg.iou_thresh)}, {cfloat(cfg.score_clip)}, "
-            f"{nms}, {int(cfg.max_detections)}, {int(cfg.max_candidates)}, "
-            f"{cfloat(cfg.x_scale)}, {cfloat(cfg.y_scale)}, {cfloat(cfg.w_scale)}, "
-            f"{cfloat(cfg.h_scale)}}}")
+            f"{nms}, {int(cfg.max_detections)}, {cfloat(cfg.x_scale)}, {cfloat(cfg.y_scale)}, "
+            f"{cfloat(cfg.w_scale)}, {cfloat(cfg.h_scale)}, {int(cfg.max_candidates)}}}")
 
 
 def input_lut(inp: dict) -> tuple[str, np.ndarray] | None:

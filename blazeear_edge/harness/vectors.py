@@ -274,6 +274,26 @@ def cap_ties(model: HarnessModel) -> list[tuple]:
             ("cap_ties_hard", outs, None, replace(capped, nms="hard", iou_thresh=0.0))]
 
 
+def iou_at_threshold(model: HarnessModel) -> list[tuple]:
+    """Two overlapping boxes, the IoU threshold set to exactly their float32 IoU (computed with
+    the operations the C code uses), in weighted and hard NMS."""
+    from ..postprocess import iou_one_to_many
+
+    f = _Frame(model)
+    a0 = 2 * (16 * 8 + 8)  # 16x16 grid cell (8, 8)
+    f.box(a0, 0.53, 0.53, 0.2, 0.2, 4.0)
+    f.box(a0 + 2, 0.58, 0.55, 0.2, 0.18, 2.0)  # the next cell: IoU about 0.6
+    outs = f.outputs()
+    apart = replace(model.config, nms="hard", iou_thresh=1.0, max_candidates=0)
+    dets = decode_outputs(outs, model.anchors, apart, model.specs)  # both boxes, best first
+    if len(dets) != 2:
+        raise BlazeEarError(f"iou_at_threshold: {len(dets)} boxes decoded, expected 2")
+    iou = float(iou_one_to_many(dets.boxes[0], dets.boxes[1:2])[0])
+    at = replace(model.config, iou_thresh=iou)
+    return [("iou_at_threshold", outs, None, at),
+            ("iou_at_threshold_hard", outs, None, replace(at, nms="hard"))]
+
+
 def synthetic_vectors(manifest, anchors=None, artifact: str | None = None,
                       seed: int = 0) -> list[Vector]:
     """Hand-built int8 cases with the model's own quantisation (expected from the NumPy decode).
@@ -296,6 +316,9 @@ def synthetic_vectors(manifest, anchors=None, artifact: str | None = None,
     * ``cap_ties`` / ``cap_ties_hard``: more valid candidates than a cap of 6, with equal scores
       straddling the cut (the cap keeps the lowest anchor indices among the tied) and an
       invalid box among the best (skipped, not counted);
+    * ``iou_at_threshold`` / ``iou_at_threshold_hard``: two overlapping boxes with the IoU
+      threshold set to exactly their float32 IoU: "IoU > threshold" keeps them apart (two
+      detections); an implementation testing ">=" would merge / suppress them;
     * ``edge_letterbox``: boxes touching and crossing the image edges, mapped back through a
       640x480 letterbox.
     """
@@ -379,6 +402,7 @@ def synthetic_vectors(manifest, anchors=None, artifact: str | None = None,
                  replace(cfg, score_thresh=0.0, nms="hard", iou_thresh=1.0, max_candidates=0)))
     vecs.append(("all_above_disjoint", all_above_disjoint(model, rng), None, None))
     vecs += cap_ties(model)
+    vecs += iou_at_threshold(model)
 
     # boxes on and across the edges of a 640x480 image (letterboxed into 128x128)
     f = _Frame(model)
