@@ -27,8 +27,8 @@
  *                candidate order, top score kept) or hard NMS; IoU > iou_thresh suppresses
  *
  * No dynamic allocation; the only library calls are exp() and log() from math.h. All working
- * memory lives in blazeear_pp_t (about 83 KiB with the default BLAZEEAR_PP_MAX_CANDIDATES, about
- * 28 KiB with -DBLAZEEAR_PP_MAX_CANDIDATES=128); declare it static.
+ * memory lives in blazeear_pp_t (about 82 KiB with the default BLAZEEAR_PP_MAX_CANDIDATES, about
+ * 26 KiB with -DBLAZEEAR_PP_MAX_CANDIDATES=128); declare it static.
  *
  * Typical use:
  *
