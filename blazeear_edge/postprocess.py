@@ -359,7 +359,7 @@ def _plan(specs: Sequence[OutputSpec]):
                            for i in rg])[:, None]
     r_scale = np.concatenate([np.full(specs[i].anchor_count, specs[i].scale, np.float32)
                               for i in rg])[:, None]
-    plan = (sc, rg, r_zp, r_scale)
+    plan = (sc, rg, r_zp, r_scale, [specs[i].anchor_start for i in rg])
     if len(_PLANS) < 64:
         _PLANS[key] = plan
     if specs is SPLIT_OUTPUTS or specs is CONCAT_OUTPUTS:  # module constants never change
@@ -380,14 +380,13 @@ def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfi
     original image.
     """
     outputs = _in_spec_order(outputs, specs)
-    sc, rg, r_zp, r_scale = _plan(specs)
+    sc, rg, r_zp, r_scale, starts = _plan(specs)
     parts = [outputs[i] if getattr(outputs[i], "dtype", _F64).char == "f"
              else dequantize(outputs[i], specs[i].scale, specs[i].zero_point) for i in sc]
     logits = np.concatenate(parts, axis=None) if len(parts) > 1 else parts[0].reshape(-1)
     if logits.shape[0] != NUM_ANCHORS:
         raise ValueError(f"score outputs hold {logits.shape[0]} values, expected {NUM_ANCHORS}")
     raw = [np.asarray(outputs[i]) for i in rg]  # in anchor order
-    starts = [specs[i].anchor_start for i in rg]
 
     def gather(idx: np.ndarray) -> np.ndarray:
         """Regressor rows of the anchors ``idx`` (ascending): from the one tensor holding them
@@ -552,7 +551,7 @@ def _over_matrix(d: np.ndarray, iou_thresh) -> np.ndarray:
     exact intersection; the union of valid boxes is never negative and is 0 only when both
     areas are 0 (then the IoU is 0 too), so a union of 0 is replaced by the smallest positive
     float32 instead of testing it: same IoU on every pair, no division by zero."""
-    w = np.maximum(d, _ZERO)
+    w = np.maximum(d, _ZERO, out=d)  # d is not needed afterwards
     inter = w[0] * w[1]
     area = inter.diagonal()  # w[:, i, i] = (x1 - x0, y1 - y0): the same float operations
     union = area[:, None] + area

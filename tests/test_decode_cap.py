@@ -194,13 +194,16 @@ def test_iou_exactly_at_the_threshold_is_not_suppressed_by_decode(nms_kind):
 def test_iou_at_the_threshold_with_a_single_candidate():
     """One box: its IoU with itself is exactly 1. At iou_thresh 1 it is not its own merge
     candidate (emitted unchanged); below 1 it is (the weighted mean c * s / s of itself)."""
-    regs, logits, table = raw_boxes({200: (0.5, 0.5, 0.3, 0.3, 2.0)})
-    at = decode(regs, logits, table, DecodeConfig(iou_thresh=1.0))
-    np.testing.assert_array_equal(at.boxes[0], decode_boxes(regs[[200]], table[[200]])[0][0])
+    regs, logits, table = raw_boxes({200: (0.45, 0.5, 0.3, 0.3, 0.7)})
     s = sigmoid_scores(logits[[200]])[0]
-    c = decode_boxes(regs[[200]], table[[200]])[0][0]
+    b, k = decode_boxes(regs[[200]], table[[200]])
+    c = np.concatenate([b[0], k[0].ravel()])
+    assert ((c * s) / s != c).any()  # this box and score tell the two apart
+    at = decode(regs, logits, table, DecodeConfig(iou_thresh=1.0))
+    np.testing.assert_array_equal(np.concatenate([at.boxes[0], at.keypoints[0].ravel()]), c)
     below = decode(regs, logits, table, DecodeConfig(iou_thresh=0.999))
-    np.testing.assert_array_equal(below.boxes[0], (c * s) / s)
+    np.testing.assert_array_equal(np.concatenate([below.boxes[0], below.keypoints[0].ravel()]),
+                                  (c * s) / s)
 
 
 # ---------------------------------------------------------------------------------------------
