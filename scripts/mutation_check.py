@@ -134,7 +134,7 @@ def scratch_copy(dest: Path) -> Path:
 
 def run_tests(repo: Path, tests, timeout: float) -> tuple[int, float, str]:
     env = dict(os.environ, PYTHONPATH=str(repo), PYTHONDONTWRITEBYTECODE="1")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rfE", "-p", "no:cacheprovider", *tests]
     t0 = time.monotonic()
     try:
         res = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True,
@@ -146,8 +146,11 @@ def run_tests(repo: Path, tests, timeout: float) -> tuple[int, float, str]:
 
 
 def last_line(text: str) -> str:
+    """The first FAILED / ERROR line of pytest's summary (what caught the mutant), else the
+    last line."""
     lines = [x for x in text.strip().splitlines() if x.strip()]
-    return lines[-1][:100] if lines else ""
+    hit = next((x for x in lines if x.startswith(("FAILED ", "ERROR "))), None)
+    return (hit or (lines[-1] if lines else ""))[:160]
 
 
 def main(argv=None) -> int:
