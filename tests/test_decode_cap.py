@@ -235,3 +235,24 @@ def test_comparator_tolerance_is_one_in_a_hundred_thousand():
     px = _dets([250.0, 10.0, 500.0, 750.0])
     assert compare_frame(px, _dets([250.0, 10.0, 500.0 + 4e-3, 750.0]))[3]
     assert not compare_frame(px, _dets([250.0, 10.0, 500.0 + 0.05, 750.0]))[3]
+
+
+# ---------------------------------------------------------------------------------------------
+# the command line
+# ---------------------------------------------------------------------------------------------
+def test_detect_max_candidates_flag(run_cli, astronaut_png):
+    """``--max-candidates`` reaches the decode: 1 keeps one candidate (one detection from the
+    astronaut's ~8), 0 and the default give the same faces; a negative value is a one-line
+    error with exit status 2."""
+    import json
+
+    def dets(*extra):
+        r = run_cli("detect", str(astronaut_png), "--json", *extra)
+        assert r.code == 0, r.err
+        return json.loads(r.out)[0]["detections"]
+
+    default, free, one = dets(), dets("--max-candidates", "0"), dets("--max-candidates", "1")
+    assert len(default) == 1 and free == default
+    assert len(one) == 1 and one[0]["box"] != default[0]["box"]  # no weighted merge any more
+    bad = run_cli("detect", str(astronaut_png), "--max-candidates", "-3")
+    assert bad.code == 2 and "--max-candidates" in bad.err and "Traceback" not in bad.err
