@@ -20,9 +20,10 @@ rounding):
 * candidate cap: only the first ``max_candidates`` candidates of that order (top-K by score,
   ties by anchor index; boxes dropped above are not counted) enter NMS; 0 = no cap. It bounds
   the quadratic NMS on a pathological frame (every anchor above the threshold: 896 candidates
-  cost the Cortex-M55 18.8 M instructions uncapped). The default, :data:`DEFAULT_MAX_CANDIDATES`,
-  is chosen never to bind on real frames at the deployment threshold (measured: at most 28
-  candidates per ear210 photo with the int8 TFLite, 43 on the built-in hold-out;
+  cost the Cortex-M55 about 18 M instructions uncapped, 0.74 M with the default cap). The
+  default, :data:`DEFAULT_MAX_CANDIDATES`, is chosen never to bind on real frames at the
+  deployment threshold (measured: at most 28 candidates per ear210 photo with the int8 TFLite, 43
+  on the built-in hold-out;
   ``benchmarks/bench_candidates.py``); decoding at a much lower threshold (evaluation at 0.05:
   up to ~290 candidates) needs ``max_candidates=0``.
 * IoU (float32): intersection of the clipped corners, 0 when ``iw <= 0`` or ``ih <= 0``;
