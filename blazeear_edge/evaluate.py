@@ -294,12 +294,15 @@ def _what_to_run(target, runtimes, weights, anchors, score_thresh):
     if t.is_dir() or t.name == MANIFEST_FILE:
         manifest = load_manifest(t)
         rts, notes = export_runtimes(manifest, runtimes, weights=weights)
-        return (rts, manifest.anchors(), manifest.decode_config(score_thresh=score_thresh),
+        # no candidate cap: at the low evaluation threshold real frames have up to ~290
+        # candidates, and AP must rank every one of them (the cap is for the device)
+        return (rts, manifest.anchors(),
+                manifest.decode_config(score_thresh=score_thresh, max_candidates=0),
                 manifest.name, notes)
     if runtimes:
         raise BlazeEarError("--runtimes applies to an export folder, not a model file")
     rt, table, name = model_file_runtime(str(target), anchors)
-    return [rt], table, DecodeConfig(score_thresh=score_thresh), name, []
+    return [rt], table, DecodeConfig(score_thresh=score_thresh, max_candidates=0), name, []
 
 
 def evaluate(target: str | os.PathLike, data: str | os.PathLike, images_root=None,

@@ -31,7 +31,8 @@ Layout of ``manifest.json`` (``schema`` = ``blazeear-edge/manifest/2``)::
         }, ...
       },
       "anchors": {"kind", "source", "file": "anchors.npy", "sha256", "count": 896, "columns"},
-      "decode": DecodeConfig dict,
+      "decode": DecodeConfig dict (score_thresh, iou_thresh, nms, score_clip, max_detections,
+                max_candidates, x/y/w/h_scale),
       "calibration": {...provenance, "method": {"onnx": ..., "tflite": ...}} | null,
       "export": {"outputs", "onnx_layout", "channel_pad", "channel_pad_choice",
                  "logit_saturation", "equalization", "opset", "input_type", "formats", "int8"},

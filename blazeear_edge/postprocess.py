@@ -17,6 +17,15 @@ rounding):
   rounded once, so NumPy's and newlib's ``exp`` agree after rounding; keep when
   ``score >= score_thresh``; drop NaN boxes and boxes with negative width or height.
 * sort by score descending, ties by anchor index (stable).
+* candidate cap: only the first ``max_candidates`` candidates of that order (top-K by score,
+  ties by anchor index; boxes dropped above are not counted) enter NMS; 0 = no cap. It bounds
+  the quadratic NMS on a pathological frame (every anchor above the threshold: 896 candidates
+  cost the Cortex-M55 about 18 M instructions uncapped, 0.74 M with the default cap). The
+  default, :data:`DEFAULT_MAX_CANDIDATES`, is chosen never to bind on real frames at the
+  deployment threshold (measured: at most 28 candidates per ear210 photo with the int8 TFLite, 43
+  on the built-in hold-out;
+  ``benchmarks/bench_candidates.py``); decoding at a much lower threshold (evaluation at 0.05:
+  up to ~290 candidates) needs ``max_candidates=0``.
 * IoU (float32): intersection of the clipped corners, 0 when ``iw <= 0`` or ``ih <= 0``;
   ``union = area_a + area_b - inter``; 0 when ``union <= 0``.
 * WEIGHTED NMS (MediaPipe): candidates = remaining detections (top included) with IoU with the top
@@ -28,6 +37,7 @@ rounding):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -37,6 +47,8 @@ NUM_ANCHORS = 896
 NUM_COORDS = 16
 NUM_KEYPOINTS = 6
 NMS_KINDS = ("weighted", "hard")
+#: Default candidate cap (top-K by score entering NMS); see the module docstring.
+DEFAULT_MAX_CANDIDATES = 128
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class DecodeConfig:
     nms: str = "weighted"
     score_clip: float = 100.0
     max_detections: int = 0  # 0 = no cap (MediaPipe)
+    max_candidates: int = DEFAULT_MAX_CANDIDATES  # top-K by score entering NMS; 0 = no cap
     x_scale: float = 128.0
     y_scale: float = 128.0
     w_scale: float = 128.0
@@ -64,6 +77,9 @@ class DecodeConfig:
         if isinstance(self.max_detections, bool) or not isinstance(self.max_detections,
                                                                      (int, np.integer)):
             raise ValueError(f"max_detections must be an integer, got {self.max_detections!r:.40}")
+        k = self.max_candidates
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= 65535:
+            raise ValueError(f"max_candidates must be an integer >= 0 (0 = no cap), not {k!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "DecodeConfig":
@@ -192,9 +208,10 @@ def _in_spec_order(outputs, specs: Sequence[OutputSpec]) -> list:
         outputs = [outputs[x.name] for x in specs]
     if len(outputs) != len(specs):
         raise ValueError(f"expected {len(specs)} outputs, got {len(outputs)}")
-    if any(getattr(a, "ndim", 0) == 4 for a in outputs):
-        outputs = [to_anchor_major(a, x) for a, x in zip(outputs, specs)]
-    return list(outputs)
+    for a in outputs:
+        if getattr(a, "ndim", 0) == 4:
+            return [to_anchor_major(a, x) for a, x in zip(outputs, specs)]
+    return outputs
 
 
 def join_outputs(outputs, specs: Sequence[OutputSpec] = SPLIT_OUTPUTS):
@@ -265,16 +282,22 @@ def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
-        iou_thresh: float = 0.3, kind: str = "weighted", max_detections: int = 0) -> Detections:
-    """MediaPipe WEIGHTED NMS (or hard NMS) over candidates already thresholded."""
+        iou_thresh: float = 0.3, kind: str = "weighted", max_detections: int = 0,
+        max_candidates: int = 0) -> Detections:
+    """MediaPipe WEIGHTED NMS (or hard NMS) over candidates already thresholded (in anchor
+    order), after the candidate cap (the first ``max_candidates`` by score, ties by position;
+    0 = all)."""
     if kind not in NMS_KINDS:
         raise ValueError(f"nms must be one of {NMS_KINDS}, not {kind!r}")
     n = scores.shape[0]
     if n == 0:
         return Detections()
     order = np.argsort(-scores, kind="stable")
+    if max_candidates and n > max_candidates:
+        order = order[:max_candidates]
+        n = max_candidates
     # coords per candidate: 4 box corners + 12 keypoint values, in sorted order
-    coords = np.concatenate([boxes, keypoints.reshape(n, 12)], axis=1)[order]
+    coords = np.concatenate([boxes, keypoints.reshape(-1, 12)], axis=1)[order]
     sc = scores[order].astype(np.float32)
     thr = np.float32(iou_thresh)
     out_c, out_s = [], []
@@ -345,7 +368,7 @@ def _plan(specs: Sequence[OutputSpec]):
                            for i in rg])[:, None]
     r_scale = np.concatenate([np.full(specs[i].anchor_count, specs[i].scale, np.float32)
                               for i in rg])[:, None]
-    plan = (sc, rg, r_zp, r_scale)
+    plan = (sc, rg, r_zp, r_scale, [specs[i].anchor_start for i in rg])
     if len(_PLANS) < 64:
         _PLANS[key] = plan
     if specs is SPLIT_OUTPUTS or specs is CONCAT_OUTPUTS:  # module constants never change
@@ -366,17 +389,25 @@ def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfi
     original image.
     """
     outputs = _in_spec_order(outputs, specs)
-    sc, rg, r_zp, r_scale = _plan(specs)
-    parts = [outputs[i].reshape(-1) if getattr(outputs[i], "dtype", None) == np.float32
-             else dequantize(outputs[i], specs[i].scale, specs[i].zero_point).reshape(-1)
-             for i in sc]
-    logits = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    sc, rg, r_zp, r_scale, starts = _plan(specs)
+    parts = [outputs[i] if getattr(outputs[i], "dtype", _F64).char == "f"
+             else dequantize(outputs[i], specs[i].scale, specs[i].zero_point) for i in sc]
+    logits = np.concatenate(parts, axis=None) if len(parts) > 1 else parts[0].reshape(-1)
     if logits.shape[0] != NUM_ANCHORS:
         raise ValueError(f"score outputs hold {logits.shape[0]} values, expected {NUM_ANCHORS}")
-    raw = [np.asarray(outputs[i]).reshape(-1, NUM_COORDS) for i in rg]
+    raw = [np.asarray(outputs[i]) for i in rg]  # in anchor order
 
     def gather(idx: np.ndarray) -> np.ndarray:
-        rows = (raw[0] if len(raw) == 1 else np.concatenate(raw))[idx]
+        """Regressor rows of the anchors ``idx`` (ascending): from the one tensor holding them
+        all when there is one (no copy of the whole table), else from the joined table."""
+        first, last = int(idx[0]), int(idx[-1])
+        p = len(starts) - 1
+        while starts[p] > first:
+            p -= 1
+        if p + 1 == len(starts) or last < starts[p + 1]:
+            rows = raw[p].reshape(-1, NUM_COORDS)[idx - starts[p] if starts[p] else idx]
+        else:
+            rows = np.concatenate(raw, axis=None).reshape(-1, NUM_COORDS)[idx]
         if rows.dtype.kind == "f":
             return rows.astype(np.float32, copy=False)
         return (rows.astype(np.int32) - r_zp[idx]).astype(np.float32) * r_scale[idx]
@@ -442,94 +473,153 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
     """The same arithmetic as :func:`decode_boxes` + :func:`nms`, with few NumPy calls.
 
     ``logits >= logit_bound(thresh)`` selects exactly the anchors whose score passes, so the
-    sigmoid runs on the survivors only (as ST's C post-processing does in the int8 domain); the
-    results are bit-identical to the step-by-step reference functions above (tests check it).
+    sigmoid runs on the survivors only (as ST's C post-processing does in the int8 domain). The
+    order (score descending, ties by anchor index), the candidate cap and the NMS rounds are
+    bookkeeping on Python lists (a handful of candidates per real frame); the arithmetic stays
+    in float32 NumPy, a fixed number of calls per frame plus one or two per output. The results
+    are bit-identical to the step-by-step reference functions above (tests check it).
     """
     clip = float(cfg.score_clip)
-    cand = np.flatnonzero(logits >= logit_bound(cfg.score_thresh, clip))
+    cand = (logits >= logit_bound(cfg.score_thresh, clip)).nonzero()[0]
     if not cand.size:
-        return Detections()
+        return Detections(_NO_BOXES, _NO_KEYPOINTS, _NO_SCORES)
     x = logits[cand]
     if clip < 17.5:  # above ~17.3 the float32 sigmoid is 1.0 anyway: the upper clip is moot
         x = np.minimum(x, _F(clip))
-    s = _sigmoid32(x)
+    e = np.exp(-x, dtype=np.float64)  # the sigmoid of _sigmoid32, in place
+    e += 1.0
+    s = np.divide(1.0, e, out=e).astype(np.float32)
     r = gather(cand).reshape(-1, 8, 2)  # row 0: centre offset, 1: size, 2..7: keypoints
-    a = (anchors if anchors.dtype == np.float32 else anchors.astype(np.float32))[cand]
+    if getattr(anchors, "dtype", _F64).char != "f":
+        anchors = np.asarray(anchors, np.float32)
+    a = anchors[cand]
     if cfg.x_scale != cfg.y_scale or cfg.w_scale != cfg.x_scale or cfg.h_scale != cfg.y_scale:
         boxes, kps = decode_boxes(r.reshape(-1, 16), a, cfg)  # general (rare) scales
-        c = np.concatenate([boxes, kps.reshape(-1, 12)], axis=1)
-        pts = c.reshape(-1, 8, 2)
+        pts = np.concatenate([boxes, kps.reshape(-1, 12)], axis=1).reshape(-1, 8, 2)
     else:
-        q = r / _F(cfg.x_scale) * a[:, None, 2:4]  # raw / 128 * anchor size, every row
+        q = r / (_F128 if cfg.x_scale == 128.0 else _F(cfg.x_scale)) * a[:, None, 2:4]  # raw / 128 * anchor size, every row
         pts = q + a[:, None, 0:2]  # row 0: centre; rows 2..7: keypoints
-        hw = q[:, 1] * _HALF  # half width / height
-        pts[:, 1] = pts[:, 0] + hw
-        pts[:, 0] -= hw
-        c = pts.reshape(-1, 16)
-    ok = (pts[:, 1] >= pts[:, 0]).all(axis=1)
-    if not np.isfinite(c.sum()):  # one reduction; the exact NaN test only when needed
-        ok &= ~np.isnan(c).any(axis=1)
-    if not ok.all():
-        c = c[ok]
-        s = s[ok]
-    n = s.shape[0]
-    if n == 0:
-        return Detections()
-    if n > 1:
-        order = np.argsort(-s, kind="stable")
-        c = c[order]
-        s = s[order]
-    cc, ss = _nms_sorted(c, s, cfg.iou_thresh, cfg.nms, cfg.max_detections)
+        # rows 0, 1 <- centre - size * 0.5, centre + size * 0.5 (x + (-h) is x - h exactly)
+        pts[:, 0:2] = pts[:, 0:1] + q[:, 1:2] * _MINUS_PLUS_HALF
+    c = pts.reshape(-1, 16)
+    n = c.shape[0]
+    k = int(cfg.max_candidates)
+    # pair extents of the box corners (their diagonal is each box's width and height),
+    # computed before the validity test when the cap cannot bind
+    d = _pair_extents(c) if 1 < n and not 0 < k < n else None
+    wh = d.diagonal(0, 1, 2) if d is not None else pts[:, 1] - pts[:, 0]
+    # valid: x1 >= x0 and y1 >= y0 (x1 - x0 >= 0 exactly when x1 >= x0) and no NaN
+    if not wh.min() >= 0 or not math.isfinite(c.sum()):
+        ok = (pts[:, 1] >= pts[:, 0]).all(axis=1) & ~np.isnan(c).any(axis=1)
+        c, s, d = c[ok], s[ok], None
+        n = c.shape[0]
+        if n == 0:
+            return Detections()
+    sl = s.tolist()
+    # score descending, ties by anchor index (the candidates are in anchor order; Python's
+    # sort is stable, also with reverse=True)
+    order = sorted(range(n), key=sl.__getitem__, reverse=True) if n > 1 else [0]
+    if 0 < k < n:  # the cap: the first k in that order enter NMS
+        c, s = c[order[:k]], s[order[:k]]
+        sl = [sl[i] for i in order[:k]]
+        n, order, d = k, list(range(k)), None
+    cc, tops = _nms_sorted(c, s, order, cfg.iou_thresh, cfg.nms, cfg.max_detections, d)
     if letterbox is not None:
         pad, sxy = letterbox.pad_scale
         cc = ((cc.reshape(-1, 8, 2) * _F(letterbox.size) - pad) / sxy).reshape(-1, 16)
-    return Detections(cc[:, :4], cc[:, 4:].reshape(-1, 6, 2), ss)
+    return Detections(cc[:, :4], cc[:, 4:].reshape(-1, 6, 2),
+                      np.array([sl[t] for t in tops], np.float32))
 
 
-def _nms_sorted(c: np.ndarray, s: np.ndarray, iou_thresh: float, kind: str,
-                max_detections: int) -> tuple[np.ndarray, np.ndarray]:
-    """NMS over (n, 16) coordinates already sorted by score; all-pairs IoU computed once."""
+_MINUS_PLUS_HALF = np.array([[-0.5], [0.5]], np.float32)  # (2, 1)
+_F128 = np.float32(128.0)
+_ONES = np.ones((NUM_ANCHORS, 1), np.float32)
+_F64 = np.dtype(np.float64)
+# shared zero-size results of frames without candidates (nothing can be written into them)
+_NO_BOXES = np.zeros((0, 4), np.float32)
+_NO_KEYPOINTS = np.zeros((0, 6, 2), np.float32)
+_NO_SCORES = np.zeros((0,), np.float32)
+_ZERO = np.float32(0.0)
+_TINY = np.float32(1e-45)  # the smallest positive float32 (subnormal)
+
+
+def _pair_extents(c: np.ndarray) -> np.ndarray:
+    """(n, 16) coordinates -> (2, n, n): ``[:, i, j]`` = (min(x1) - max(x0), min(y1) - max(y0))
+    of boxes i and j, the intersection's width and height in :func:`iou_one_to_many`'s
+    operations (coordinate-major, so each operation loops over n, not over 2)."""
+    t = c[:, :4].T
+    return np.minimum(t[2:, :, None], t[2:, None, :]) - np.maximum(t[:2, :, None], t[:2, None, :])
+
+
+def _over_matrix(d: np.ndarray, iou_thresh) -> np.ndarray:
+    """Pair extents (:func:`_pair_extents`) of valid boxes -> (n, n) bool, ``[i, j]``:
+    IoU(box i, box j) > threshold, with the IoU of :func:`iou_one_to_many` (box i first).
+
+    A non-positive width or height is clamped to 0, so a disjoint pair has intersection 0 and
+    IoU 0 (not ``inter / union`` of a negative product) while every intersecting pair keeps its
+    exact intersection; the union of valid boxes is never negative and is 0 only when both
+    areas are 0 (then the IoU is 0 too), so a union of 0 is replaced by the smallest positive
+    float32 instead of testing it: same IoU on every pair, no division by zero."""
+    w = np.maximum(d, _ZERO, out=d)  # d is not needed afterwards
+    inter = w[0] * w[1]
+    area = inter.diagonal()  # w[:, i, i] = (x1 - x0, y1 - y0): the same float operations
+    union = area[:, None] + area
+    union -= inter
+    np.maximum(union, _TINY, out=union)
+    return inter / union > _F(iou_thresh)
+
+
+def _nms_sorted(c: np.ndarray, s: np.ndarray, order: list, iou_thresh: float, kind: str,
+                max_detections: int, d: np.ndarray | None = None) -> tuple[np.ndarray, list]:
+    """NMS over (n, 16) coordinates visited in ``order`` (indices, best first) -> the outputs'
+    coordinates and the index of each output's top.
+
+    The rounds (who is the top, who are its candidates) run on Python lists over the all-pairs
+    IoU test computed once; each output's weighted mean is one float32 row sum over its
+    candidates in order (an axis-0 sum of a C-contiguous 2-D array adds the rows in order:
+    sequential float32 accumulation per column, as MediaPipe and the C harness do; tests check
+    it), then one division for all outputs.
+    """
     n = s.shape[0]
     if n == 1:
-        over = np.array([[_iou_self(c[0])]]) > _F(iou_thresh)
+        rows = [[bool(_iou_self(c[0]) > _F(iou_thresh))]]
     else:
-        b = c[:, :4]
-        lo = np.maximum(b[:, None, :2], b[None, :, :2])
-        hi = np.minimum(b[:, None, 2:], b[None, :, 2:])
-        d = hi - lo
-        inter = d[..., 0] * d[..., 1]
-        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        union = area[:, None] + area[None, :] - inter
-        okm = (d > 0).all(axis=2) & (union > 0)
-        iou = np.zeros_like(inter)
-        np.divide(inter, union, out=iou, where=okm)
-        over = iou > _F(iou_thresh)
+        rows = _over_matrix(_pair_extents(c) if d is None else d, iou_thresh).tolist()
     weighted = kind == "weighted"
-    # [c * s, s]: an axis-0 sum of a C-contiguous 2-D array adds the rows in order (sequential
-    # float32 accumulation per column, as MediaPipe and the C harness do; tests check it)
-    cw = np.concatenate([c * s[:, None], s[:, None]], axis=1) if weighted else None
-    out_c, out_s = [], []
-    remaining = np.arange(n)
-    while remaining.size:
+    tops, groups = [], []
+    remaining = order
+    while remaining:
         top = remaining[0]
-        m = over[top, remaining]
+        row = rows[top]
+        tops.append(top)
         if weighted:
-            if m.any():
-                acc = cw[remaining[m]].sum(axis=0)
-                out_c.append(acc[:16] / acc[16])
-            else:  # zero-area top: MediaPipe emits it and stops
-                out_c.append(c[top])
-                out_s.append(s[top])
+            members = [j for j in remaining if row[j]]
+            if not members:  # zero-area top: MediaPipe emits it and stops
+                groups.append(None)
                 break
-        else:
-            out_c.append(c[top])
-            m = m.copy()
-            m[0] = True
-        out_s.append(s[top])
-        remaining = remaining[~m]
-        if max_detections and len(out_s) >= max_detections:
+            groups.append(members)
+            remaining = [j for j in remaining if not row[j]]
+        else:  # hard: the top is always consumed
+            remaining = [j for j in remaining[1:] if not row[j]]
+        if max_detections and len(tops) >= max_detections:
             break
-    return np.asarray(out_c, np.float32).reshape(-1, 16), np.asarray(out_s, np.float32)
+    if not weighted:
+        return c[tops], tops
+    cw = np.concatenate((c, _ONES[:n]), axis=1)  # [c, 1] * s = [c * s, s] exactly
+    cw *= s[:, None]
+    if len(groups) == 1 and groups[0] is not None:  # one output (the usual real frame)
+        acc = cw[groups[0]].sum(axis=0, keepdims=True)
+        return acc[:, :16] / acc[:, 16:], tops
+    acc = np.empty((len(tops), 17), np.float32)
+    for i, members in enumerate(groups):
+        if members is None:
+            acc[i, :16] = c[tops[i]]
+            acc[i, 16] = 1.0  # x / 1 is x
+        elif len(members) == 1:
+            acc[i] = cw[members[0]]
+        else:
+            cw[members].sum(axis=0, out=acc[i])
+    return acc[:, :16] / acc[:, 16:], tops
 
 
 def _iou_self(b: np.ndarray) -> np.float32:

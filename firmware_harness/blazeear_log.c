@@ -182,6 +182,8 @@ void blazeear_log_begin(blazeear_log_t *log, const char *model_name,
         put_float(log, cfg->iou_thresh);
         put_key(log, "max_detections");
         put_int(log, cfg->max_detections);
+        put_key(log, "max_candidates");
+        put_int(log, cfg->max_candidates);
     }
     put_key(log, "frames");
     put_int(log, frames);

@@ -5,7 +5,7 @@
  *
  * One record per line, first token "blazeear", then the record type, then key=value tokens:
  *
- *   blazeear begin version=1 model=NAME nms=weighted score_thresh=F iou_thresh=F max_detections=N frames=N
+ *   blazeear begin version=1 model=NAME nms=weighted score_thresh=F iou_thresh=F max_detections=N max_candidates=N frames=N
  *   blazeear frame index=I name=NAME dets=N space=input|image [letterbox=W,H,NW,NH,PX,PY,S] [key=uint ...]
  *   blazeear det frame=I i=K anchor=A score=F box=F,F,F,F keypoints=F,...(12 values)
  *   blazeear error frame=I code=C

@@ -88,7 +88,7 @@ int blazeear_pp_init(blazeear_pp_t *pp, const blazeear_pp_model_t *model)
         return BLAZEEAR_PP_ERR_ARG;
     cfg = &model->config;
     if (cfg->score_thresh != cfg->score_thresh || cfg->iou_thresh != cfg->iou_thresh ||
-        !(cfg->score_clip >= 0.0f) || cfg->max_detections < 0 ||
+        !(cfg->score_clip >= 0.0f) || cfg->max_detections < 0 || cfg->max_candidates < 0 ||
         (cfg->nms != BLAZEEAR_PP_NMS_WEIGHTED && cfg->nms != BLAZEEAR_PP_NMS_HARD))
         return BLAZEEAR_PP_ERR_ARG;
     for (i = 0; i < model->num_tensors; i++) {
@@ -118,11 +118,22 @@ int blazeear_pp_init(blazeear_pp_t *pp, const blazeear_pp_model_t *model)
     pp->model = model;
     for (i = 0; i < BLAZEEAR_PP_MAX_TENSORS; i++)
         pp->score_qmin[i] = 0;
-    for (i = 0; i < model->num_tensors; i++)
-        if (model->tensors[i].kind == BLAZEEAR_PP_SCORES)
-            pp->score_qmin[i] = blazeear_pp_score_qmin(&model->tensors[i], cfg);
+    for (i = 0; i < model->num_tensors; i++) {
+        const blazeear_pp_tensor_t *t = &model->tensors[i];
+        if (t->kind == BLAZEEAR_PP_SCORES) {
+            /* the score of every integer level, once: a frame then costs a table look-up per
+             * anchor past the pre-filter, never an exp() (same function, same values) */
+            const int32_t qlo = t->dtype == BLAZEEAR_PP_UINT8 ? 0 : -128;
+            int k;
+            pp->score_qmin[i] = blazeear_pp_score_qmin(t, cfg);
+            for (k = 0; k < 256; k++)
+                pp->score_lut[i][k] = score_of(t, cfg, qlo + k);
+        }
+    }
     pp->num_prefiltered = 0;
+    pp->num_passed = 0;
     pp->num_candidates = 0;
+    pp->capped = 0;
     pp->truncated = 0;
     return BLAZEEAR_PP_OK;
 }
@@ -175,82 +186,18 @@ static int scan_uint8(const uint8_t *p, int i, int n, int32_t qmin)
     return i;
 }
 
-int blazeear_pp_candidates(blazeear_pp_t *pp, const void *const *outputs)
-{
-    const blazeear_pp_model_t *model;
-    const blazeear_pp_config_t *cfg;
-    int ti, n = 0, pre = 0;
-
-    if (pp == NULL || pp->model == NULL || outputs == NULL)
-        return BLAZEEAR_PP_ERR_ARG;
-    model = pp->model;
-    cfg = &model->config;
-    pp->num_candidates = 0;
-    pp->num_prefiltered = 0;
-    for (ti = 0; ti < model->num_tensors; ti++)
-        if (outputs[ti] == NULL)
-            return BLAZEEAR_PP_ERR_ARG;
-
-    for (ti = 0; ti < model->num_tensors; ti++) {
-        const blazeear_pp_tensor_t *t = &model->tensors[ti];
-        const int32_t qmin = pp->score_qmin[ti];
-        int i;
-        if (t->kind != BLAZEEAR_PP_SCORES)
-            continue;
-        for (i = 0;; i++) {
-            int32_t q;
-            int a, ri, k;
-            float s, c[BLAZEEAR_PP_NUM_COORDS];
-            /* int8-domain threshold: the background costs a load and a compare, no sigmoid */
-            if (t->dtype == BLAZEEAR_PP_INT8)
-                i = scan_int8((const int8_t *)outputs[ti], i, t->anchor_count, qmin);
-            else
-                i = scan_uint8((const uint8_t *)outputs[ti], i, t->anchor_count, qmin);
-            if (i >= t->anchor_count)
-                break;
-            q = load_q(t, outputs[ti], i);
-            pre++;
-            s = score_of(t, cfg, q);
-            if (!(s >= cfg->score_thresh))
-                continue;
-            a = t->anchor_start + i;
-            for (ri = 0; ri < model->num_tensors; ri++) {
-                const blazeear_pp_tensor_t *r = &model->tensors[ri];
-                if (r->kind == BLAZEEAR_PP_REGRESSORS && a >= r->anchor_start &&
-                    a < r->anchor_start + r->anchor_count)
-                    break;
-            }
-            if (!decode_one(model, &model->tensors[ri], outputs[ri],
-                            a - model->tensors[ri].anchor_start, a, c))
-                continue;
-            if (n >= BLAZEEAR_PP_MAX_CANDIDATES) {
-                pp->num_prefiltered = pre;
-                return BLAZEEAR_PP_ERR_CAPACITY;
-            }
-            for (k = 0; k < BLAZEEAR_PP_NUM_COORDS; k++)
-                pp->cand_coords[n][k] = c[k];
-            pp->cand_score[n] = s;
-            pp->cand_anchor[n] = a;
-            n++;
-        }
-    }
-    pp->num_prefiltered = pre;
-    pp->num_candidates = n;
-    return n;
-}
-
-/* i before j: higher score first, then lower anchor index (NumPy's stable argsort of -score
- * over candidates kept in anchor order). */
+/* i before j (indices into pass_score/pass_anchor): higher score first, then lower anchor
+ * index (NumPy's stable sort by descending score of candidates kept in anchor order). */
 static int before(const blazeear_pp_t *pp, int i, int j)
 {
-    const float si = pp->cand_score[i], sj = pp->cand_score[j];
+    const float si = pp->pass_score[i], sj = pp->pass_score[j];
     if (si != sj)
         return si > sj;
-    return pp->cand_anchor[i] < pp->cand_anchor[j];
+    return pp->pass_anchor[i] < pp->pass_anchor[j];
 }
 
 /* Bottom-up merge sort of pp->order[0..n) (stable, O(n log n), no recursion). */
-static void sort_candidates(blazeear_pp_t *pp, int n)
+static void sort_passed(blazeear_pp_t *pp, int n)
 {
     uint16_t *src = pp->order, *dst = pp->scratch, *tmp;
     int width, i;
@@ -280,6 +227,102 @@ static void sort_candidates(blazeear_pp_t *pp, int n)
     if (src != pp->order)
         for (i = 0; i < n; i++)
             pp->order[i] = src[i];
+}
+
+/* index of the regressor tensor that holds anchor a (init checked there is exactly one) */
+static int regressor_of(const blazeear_pp_model_t *model, int a)
+{
+    int ri;
+    for (ri = 0; ri < model->num_tensors; ri++) {
+        const blazeear_pp_tensor_t *r = &model->tensors[ri];
+        if (r->kind == BLAZEEAR_PP_REGRESSORS && a >= r->anchor_start &&
+            a < r->anchor_start + r->anchor_count)
+            break;
+    }
+    return ri;
+}
+
+/* Threshold every score tensor: (score, anchor) of each anchor that passes, in pass_*[]. */
+static int threshold_scores(blazeear_pp_t *pp, const void *const *outputs)
+{
+    const blazeear_pp_model_t *model = pp->model;
+    const float thr = model->config.score_thresh;
+    int ti, npass = 0, pre = 0;
+
+    for (ti = 0; ti < model->num_tensors; ti++) {
+        const blazeear_pp_tensor_t *t = &model->tensors[ti];
+        const int32_t qmin = pp->score_qmin[ti];
+        const int32_t qlo = t->dtype == BLAZEEAR_PP_UINT8 ? 0 : -128;
+        const float *lut = pp->score_lut[ti];
+        int i;
+        if (t->kind != BLAZEEAR_PP_SCORES)
+            continue;
+        for (i = 0;; i++) {
+            float s;
+            /* int8-domain threshold: the background costs a load and a compare */
+            if (t->dtype == BLAZEEAR_PP_INT8)
+                i = scan_int8((const int8_t *)outputs[ti], i, t->anchor_count, qmin);
+            else
+                i = scan_uint8((const uint8_t *)outputs[ti], i, t->anchor_count, qmin);
+            if (i >= t->anchor_count)
+                break;
+            pre++;
+            s = lut[load_q(t, outputs[ti], i) - qlo];
+            if (!(s >= thr))
+                continue;
+            pp->pass_score[npass] = s;
+            pp->pass_anchor[npass] = (uint16_t)(t->anchor_start + i);
+            npass++;
+        }
+    }
+    pp->num_prefiltered = pre;
+    pp->num_passed = npass;
+    return npass;
+}
+
+int blazeear_pp_candidates(blazeear_pp_t *pp, const void *const *outputs)
+{
+    const blazeear_pp_model_t *model;
+    int ti, k, npass, cap, n = 0;
+
+    if (pp == NULL || pp->model == NULL || outputs == NULL)
+        return BLAZEEAR_PP_ERR_ARG;
+    model = pp->model;
+    pp->num_candidates = 0;
+    pp->num_prefiltered = 0;
+    pp->num_passed = 0;
+    pp->capped = 0;
+    for (ti = 0; ti < model->num_tensors; ti++)
+        if (outputs[ti] == NULL)
+            return BLAZEEAR_PP_ERR_ARG;
+
+    npass = threshold_scores(pp, outputs);
+    sort_passed(pp, npass);
+    /* decode in score order until the cap: the first max_candidates valid boxes enter NMS */
+    cap = model->config.max_candidates;
+    for (k = 0; k < npass; k++) {
+        const int j = pp->order[k];
+        const int a = pp->pass_anchor[j];
+        int ri, c;
+        float coords[BLAZEEAR_PP_NUM_COORDS];
+        if (cap > 0 && n == cap) {
+            pp->capped = 1;
+            break;
+        }
+        ri = regressor_of(model, a);
+        if (!decode_one(model, &model->tensors[ri], outputs[ri],
+                        a - model->tensors[ri].anchor_start, a, coords))
+            continue;
+        if (n >= BLAZEEAR_PP_MAX_CANDIDATES)
+            return BLAZEEAR_PP_ERR_CAPACITY;
+        for (c = 0; c < BLAZEEAR_PP_NUM_COORDS; c++)
+            pp->cand_coords[n][c] = coords[c];
+        pp->cand_score[n] = pp->pass_score[j];
+        pp->cand_anchor[n] = a;
+        n++;
+    }
+    pp->num_candidates = n;
+    return n;
 }
 
 float blazeear_pp_iou(const float *a, const float *b)
@@ -323,8 +366,9 @@ int blazeear_pp_nms(blazeear_pp_t *pp, blazeear_pp_det_t *out, int max_out)
     thr = cfg->iou_thresh;
     n = pp->num_candidates;
     pp->truncated = 0;
-    sort_candidates(pp, n);
-    rem = pp->order; /* remaining candidates, best first; compacted in place each round */
+    rem = pp->keep; /* remaining candidates, best first; compacted in place each round */
+    for (nrem = 0; nrem < n; nrem++)
+        rem[nrem] = (uint16_t)nrem; /* the candidates are stored in score order */
     nrem = n;
     while (nrem > 0) {
         const int top = rem[0];

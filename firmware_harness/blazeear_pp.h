@@ -15,15 +15,20 @@
  *
  *   dequantise   r = (float)(q - zp) * scale
  *   score        s = (float)(1.0 / (1.0 + exp(-(double)clip(r, -clip, clip)))), keep s >= thresh
- *                (an int8-domain pre-filter q >= qmin runs first; qmin is exact, see below)
- *   decode       xc = r0 / 128 * a.w + a.x ...   box = (xc - w * 0.5, yc - h * 0.5, ...)
+ *                (an int8-domain pre-filter q >= qmin runs first; qmin is exact, see below;
+ *                the score of every integer level is tabulated once at init)
  *   sort         score descending, ties by anchor index
+ *   decode       xc = r0 / 128 * a.w + a.x ...   box = (xc - w * 0.5, yc - h * 0.5, ...);
+ *                boxes with NaN or negative width/height are dropped
+ *   cap          the first max_candidates valid boxes in that order enter NMS (top-K by score,
+ *                ties by anchor index; 0 = all). It bounds the quadratic NMS: with every
+ *                anchor above the threshold a frame costs O(896 log 896 + K^2), not O(896^2).
  *   NMS          MediaPipe WEIGHTED (score-weighted mean of the candidates, accumulated in
  *                candidate order, top score kept) or hard NMS; IoU > iou_thresh suppresses
  *
  * No dynamic allocation; the only library calls are exp() and log() from math.h. All working
- * memory lives in blazeear_pp_t (about 70 KiB with the default BLAZEEAR_PP_MAX_CANDIDATES);
- * declare it static.
+ * memory lives in blazeear_pp_t (about 82 KiB with the default BLAZEEAR_PP_MAX_CANDIDATES, about
+ * 26 KiB with -DBLAZEEAR_PP_MAX_CANDIDATES=128); declare it static.
  *
  * Typical use:
  *
@@ -48,9 +53,11 @@ extern "C" {
 #define BLAZEEAR_PP_NUM_KEYPOINTS 6
 #define BLAZEEAR_PP_MAX_TENSORS 8
 
-/* Candidates that survive the score threshold in one frame. The default (every anchor) can
- * never overflow; a smaller value saves RAM (20 bytes + 64 bytes per candidate) and makes
- * blazeear_pp_run() return BLAZEEAR_PP_ERR_CAPACITY when a frame has more. */
+/* Candidates (valid boxes past the score threshold) stored for NMS in one frame. The default
+ * (every anchor) can never overflow. A smaller value saves RAM (72 bytes per candidate); with
+ * config.max_candidates in 1..BLAZEEAR_PP_MAX_CANDIDATES it can never overflow either (compile
+ * with -DBLAZEEAR_PP_MAX_CANDIDATES=<the model's max_candidates>); otherwise
+ * blazeear_pp_run() returns BLAZEEAR_PP_ERR_CAPACITY on a frame with more. */
 #ifndef BLAZEEAR_PP_MAX_CANDIDATES
 #define BLAZEEAR_PP_MAX_CANDIDATES BLAZEEAR_PP_NUM_ANCHORS
 #endif
@@ -94,6 +101,8 @@ typedef struct {
     int nms;             /* BLAZEEAR_PP_NMS_WEIGHTED or BLAZEEAR_PP_NMS_HARD */
     int max_detections;  /* 0 = no cap (MediaPipe) */
     float x_scale, y_scale, w_scale, h_scale; /* 128 */
+    int max_candidates;  /* top-K by score entering NMS (ties by anchor index); 0 = no cap.
+                          * Last, so an initializer written before it existed means 0. */
 } blazeear_pp_config_t;
 
 /* Everything constant about a model: tensors in the network's output order, anchors, decode. */
@@ -121,20 +130,28 @@ typedef struct {
     int size;          /* input size (128) */
 } blazeear_pp_letterbox_t;
 
-/* Working state: the model, the int8 thresholds, and the candidates of the current frame. */
+/* Working state: the model, the int8 thresholds and score tables, and the current frame. */
 typedef struct {
     const blazeear_pp_model_t *model;
     int32_t score_qmin[BLAZEEAR_PP_MAX_TENSORS]; /* per tensor (scores only): q >= qmin passes */
+    float score_lut[BLAZEEAR_PP_MAX_TENSORS][256]; /* score of level q at [q - qlo] (scores) */
     /* statistics of the last frame */
     int num_prefiltered;  /* logits that passed the int8 pre-filter */
-    int num_candidates;   /* of those, score >= thresh and a valid box */
+    int num_passed;       /* of those, score >= thresh */
+    int num_candidates;   /* candidates entering NMS: valid boxes, at most max_candidates */
+    int capped;           /* 1 when max_candidates stopped the walk with score-passing anchors
+                           * left unexamined (the cap may have bound) */
     int truncated;        /* 1 when max_out stopped NMS before max_detections / the end */
-    /* candidates of the current frame */
+    /* anchors past the threshold, and their order (score descending, ties by anchor) */
+    float pass_score[BLAZEEAR_PP_NUM_ANCHORS];
+    uint16_t pass_anchor[BLAZEEAR_PP_NUM_ANCHORS];
+    uint16_t order[BLAZEEAR_PP_NUM_ANCHORS];
+    uint16_t scratch[BLAZEEAR_PP_NUM_ANCHORS];
+    /* candidates of the current frame, already in that order */
     float cand_score[BLAZEEAR_PP_MAX_CANDIDATES];
     int32_t cand_anchor[BLAZEEAR_PP_MAX_CANDIDATES];
     float cand_coords[BLAZEEAR_PP_MAX_CANDIDATES][BLAZEEAR_PP_NUM_COORDS];
-    uint16_t order[BLAZEEAR_PP_MAX_CANDIDATES];
-    uint16_t scratch[BLAZEEAR_PP_MAX_CANDIDATES];
+    uint16_t keep[BLAZEEAR_PP_MAX_CANDIDATES];
 } blazeear_pp_t;
 
 /* Validate the model and compute the int8 score thresholds. Returns BLAZEEAR_PP_OK or < 0. */
@@ -145,7 +162,7 @@ int blazeear_pp_init(blazeear_pp_t *pp, const blazeear_pp_model_t *model);
 int blazeear_pp_run(blazeear_pp_t *pp, const void *const *outputs, blazeear_pp_det_t *out,
                     int max_out);
 
-/* The two halves of blazeear_pp_run (for timing): threshold + decode, then sort + NMS. */
+/* The two halves of blazeear_pp_run (for timing): threshold + sort + decode + cap, then NMS. */
 int blazeear_pp_candidates(blazeear_pp_t *pp, const void *const *outputs);
 int blazeear_pp_nms(blazeear_pp_t *pp, blazeear_pp_det_t *out, int max_out);
 

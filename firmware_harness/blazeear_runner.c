@@ -24,7 +24,7 @@ int blazeear_run_vectors(blazeear_log_t *log, const blazeear_pp_model_t *model,
         const blazeear_vector_t *vec = &blazeear_vectors[v];
         uint32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0;
         int n;
-        blazeear_log_kv_t kv[5];
+        blazeear_log_kv_t kv[7];
         int nkv = 0;
 
         /* a vector with its own decode configuration (hard NMS, a cap, another threshold) */
@@ -60,8 +60,12 @@ int blazeear_run_vectors(blazeear_log_t *log, const blazeear_pp_model_t *model,
         }
         kv[nkv].key = "prefiltered";
         kv[nkv++].value = (uint32_t)pp.num_prefiltered;
+        kv[nkv].key = "passed";
+        kv[nkv++].value = (uint32_t)pp.num_passed;
         kv[nkv].key = "candidates";
         kv[nkv++].value = (uint32_t)pp.num_candidates;
+        kv[nkv].key = "capped";
+        kv[nkv++].value = (uint32_t)pp.capped;
         if (clock) {
             kv[nkv].key = "ticks";
             kv[nkv++].value = t3 - t0;

@@ -130,6 +130,52 @@ def test_m55_deterministic_counts(split_report):
     assert abs(f["empty"].fields["ticks"] - f["below_threshold"].fields["ticks"]) <= 2
 
 
+def test_cap_and_edge_vectors_are_not_vacuous(split_vectors, split_model):
+    """The hand-built cap and threshold cases decode to what their names say (NumPy side)."""
+    by = {v.name: v for v in split_vectors}
+    k = split_model.config.max_candidates
+    assert k == DecodeConfig().max_candidates > 0
+    # every anchor above the threshold: the cap binds and nothing merges
+    assert len(by["all_above_disjoint"].expected) == k
+    for name in ("cap_ties", "cap_ties_hard"):
+        v = by[name]
+        assert v.config.max_candidates == 6 and len(v.expected) == 6
+    for name in ("iou_at_threshold", "iou_at_threshold_hard"):
+        v = by[name]
+        assert len(v.expected) == 2  # IoU == threshold: not suppressed, not merged
+        nudged = replace(v.config, iou_thresh=float(np.nextafter(np.float32(
+            v.config.iou_thresh), np.float32(0))))
+        again = make_vectors(split_model, [v.outputs], config=nudged)[0]
+        assert len(again.expected) == 1  # just below the IoU: merged / suppressed
+
+
+@NEED_HOST
+def test_cap_keeps_the_lowest_anchors_among_tied_scores_in_c(split_report, split_vectors):
+    """cap_ties: scores 7, 7, then six candidates at 5 of which the cap of 6 keeps four (an
+    invalid box scored 9 does not count): the C log names the anchors."""
+    v = next(v for v in split_vectors if v.name == "cap_ties")
+    for t in split_report.logs:
+        fr = split_report.logs[t].by_name()["cap_ties"]
+        a0 = 2 * (16 * 4 + 2)
+        picked = sorted(int(a) for a in fr.anchors)
+        assert picked == [a0 + 6 * j for j in range(1, 7)], t
+        assert fr.fields["passed"] == 10 and fr.fields["candidates"] == 6
+        assert fr.fields["capped"] == 1
+        assert compare_frame(v.expected, fr.detections)[2]
+
+
+@NEED_M55
+def test_m55_worst_case_is_bounded_by_the_cap(split_report, split_vectors):
+    """Every anchor above the threshold, nothing merging: at most 1.5 M instructions with the
+    default cap (QEMU -icount counts instructions, deterministically; 18 M without a cap)."""
+    from blazeear_edge.harness import format_report, worst_case
+
+    r, k = worst_case(split_report)
+    assert k == DecodeConfig().max_candidates and r.expected == k and r.match
+    assert 200_000 < r.instructions <= 1_500_000
+    assert "M55 worst case (all_above_disjoint" in format_report(split_report)
+
+
 # ---------------------------------------------------------------------------------------------
 # other layouts, the board skeleton, ear210
 # ---------------------------------------------------------------------------------------------
@@ -220,7 +266,7 @@ int main(int argc, char **argv)
         float scale, thresh, clip;
         while (scanf("%d %a %d %a %a", &dtype, &scale, &zp, &thresh, &clip) == 5) {
             blazeear_pp_tensor_t t = {BLAZEEAR_PP_SCORES, 0, 0, 1, 0.0f, 0};
-            blazeear_pp_config_t c = {0.5f, 0.3f, 100.0f, 0, 0, 128.0f, 128.0f, 128.0f, 128.0f};
+            blazeear_pp_config_t c = {0.5f, 0.3f, 100.0f, 0, 0, 128.0f, 128.0f, 128.0f, 128.0f, 0};
             t.dtype = dtype; t.scale = scale; t.zero_point = zp;
             c.score_thresh = thresh; c.score_clip = clip;
             printf("%d\n", (int)blazeear_pp_score_qmin(&t, &c));

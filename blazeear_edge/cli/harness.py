@@ -34,6 +34,9 @@ def add_arguments(p):
     p.add_argument("--no-sanitize", action="store_true",
                    help="host build without AddressSanitizer / UBSan")
     p.add_argument("--images-root", default=None, help="root for CSV / COCO image paths")
+    p.add_argument("--max-candidates", type=int, default=None, metavar="K",
+                   help="candidate cap for the NumPy and C decode (top-K by score entering NMS; "
+                        "0 = no cap; default: the manifest's decode.max_candidates)")
     p.add_argument("--json", metavar="FILE", default=None,
                    help="also write the per-vector results as JSON")
 
@@ -57,8 +60,15 @@ def run(args) -> int:
     targets = {"host": ("host",), "m55": ("m55",), "all": TARGETS, "none": ()}[mode]
     if mode == "none" and not args.out:
         raise BlazeEarError("--run none writes files only: give --out DIR")
+    if args.max_candidates is not None and args.max_candidates < 0:
+        raise BlazeEarError(f"--max-candidates must be 0 (no cap) or more, got "
+                            f"{args.max_candidates}")
     manifest = load_manifest(args.export_dir)
     model = harness_model(manifest, artifact=args.artifact)
+    if args.max_candidates is not None:
+        from dataclasses import replace
+
+        model = replace(model, config=replace(model.config, max_candidates=args.max_candidates))
     tools = find_tools()
     for t in targets:  # before the slow steps
         require(tools, t)

@@ -46,7 +46,7 @@ __all__ = [
     "format_report", "harness_model", "make_vectors", "minimal_manifest", "model_header",
     "parse_device_log", "prepare", "quantize_outputs", "quantize_specs", "read_device_log",
     "run_harness", "run_host", "run_m55", "synthetic_vectors", "torch_float_outputs",
-    "vectors_source", "write_tree",
+    "vectors_source", "worst_case", "write_tree",
 ]
 
 
@@ -225,5 +225,23 @@ def format_report(report: HarnessReport) -> str:
                 f"M55 instructions per frame ({what}, QEMU -icount: instructions, not cycles; "
                 f"{ipt:.2f} instr/SysTick tick): median {np.median(ins):,.0f}, max {ins.max():,.0f}"
                 + (f"; decode {100 * dec / tot:.0f}% / NMS {100 * nms / tot:.0f}%" if tot else ""))
+        worst = worst_case(report)
+        if worst is not None:
+            r, k = worst
+            lines.append(f"M55 worst case ({r.name}: every anchor above the threshold, "
+                         f"{r.expected} separate boxes; candidate cap {k or 'none'}): "
+                         f"{r.instructions:,.0f} instructions")
     lines.append(f"files: {report.out_dir}")
     return "\n".join(lines)
+
+
+#: The hand-built vector that is the M55 worst case (see ``synthetic_vectors``).
+WORST_CASE_VECTOR = "all_above_disjoint"
+
+
+def worst_case(report: HarnessReport):
+    """(M55 result of the worst-case vector, its candidate cap), or None when not run."""
+    for r, v in zip(report.results.get("m55", []), report.vectors):
+        if v.name == WORST_CASE_VECTOR and r.instructions is not None:
+            return r, (v.config or report.model.config).max_candidates
+    return None

@@ -3,7 +3,7 @@ Cortex-M55 runner, or the STM32N6570-DK over its UART). Format (version 1; one r
 ``key=value`` tokens after the record type; other lines, and any text before the ``blazeear``
 token on a line, are ignored)::
 
-    blazeear begin version=1 model=NAME nms=weighted score_thresh=F iou_thresh=F max_detections=N frames=N
+    blazeear begin version=1 model=NAME nms=weighted score_thresh=F iou_thresh=F max_detections=N max_candidates=N frames=N
     blazeear frame index=I name=NAME dets=N space=input|image [letterbox=W,H,NW,NH,PX,PY,S] [KEY=INT ...]
     blazeear det frame=I i=K anchor=A score=F box=F,F,F,F keypoints=F,F,...   (12 values)
     blazeear error frame=I code=C

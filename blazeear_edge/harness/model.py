@@ -157,7 +157,7 @@ def config_initializer(cfg: DecodeConfig) -> str:
     nms = "BLAZEEAR_PP_NMS_HARD" if cfg.nms == "hard" else "BLAZEEAR_PP_NMS_WEIGHTED"
     return (f"{{{cfloat(cfg.score_thresh)}, {cfloat(cfg.iou_thresh)}, {cfloat(cfg.score_clip)}, "
             f"{nms}, {int(cfg.max_detections)}, {cfloat(cfg.x_scale)}, {cfloat(cfg.y_scale)}, "
-            f"{cfloat(cfg.w_scale)}, {cfloat(cfg.h_scale)}}}")
+            f"{cfloat(cfg.w_scale)}, {cfloat(cfg.h_scale)}, {int(cfg.max_candidates)}}}")
 
 
 def input_lut(inp: dict) -> tuple[str, np.ndarray] | None:
@@ -214,8 +214,12 @@ def model_header(model: HarnessModel) -> str:
     lines += ["};", "",
               f"/* decode: score_thresh {cfg.score_thresh}, iou_thresh {cfg.iou_thresh}, "
               f"nms {cfg.nms}, score_clip {cfg.score_clip}, max_detections "
-              f"{cfg.max_detections} (0 = no cap), scales {cfg.x_scale}/{cfg.y_scale}/"
+              f"{cfg.max_detections} (0 = no cap), max_candidates {cfg.max_candidates} (top-K "
+              f"by score entering NMS; 0 = no cap), scales {cfg.x_scale}/{cfg.y_scale}/"
               f"{cfg.w_scale}/{cfg.h_scale} */",
+              "/* The candidate cap (config.max_candidates): compile blazeear_pp.c with",
+              " * -DBLAZEEAR_PP_MAX_CANDIDATES=<this> (when not 0) to size its RAM to the cap. */",
+              f"#define BLAZEEAR_MODEL_MAX_CANDIDATES {int(cfg.max_candidates)}",
               "static const blazeear_pp_model_t blazeear_model = {",
               f"    blazeear_model_tensors, {len(model.specs)}, blazeear_model_anchors,",
               f"    {config_initializer(cfg)}}};", ""]

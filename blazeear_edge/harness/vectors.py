@@ -234,6 +234,67 @@ def _fits(model: HarnessModel, a: int, cx, cy, w, h) -> bool:
     return all(lo * 0.9 <= v <= hi * 0.9 for v in vals)
 
 
+def all_above_disjoint(model: HarnessModel, rng=None) -> list[np.ndarray]:
+    """Every anchor above the threshold with its own small box, no two overlapping: each NMS
+    round removes only its top, so NMS does n rounds over n candidates (the quadratic worst
+    case; ``max_candidates`` bounds n)."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    f = _Frame(model)
+    seen: dict = {}
+    for a in range(NUM_ANCHORS):
+        ax, ay = (float(v) for v in model.anchors[a][:2])
+        k = seen.setdefault((round(ax, 4), round(ay, 4)), [])
+        k.append(a)
+        j = len(k) - 1  # anchors sharing a centre (2 or 6) get their own spot around it
+        # sizes and spacing survive the int8 rounding of the default export's regressors
+        # (8x8 scale ~1.5, i.e. steps of 0.012 in normalised units): all 896 stay separate
+        step, size = (0.026, 0.013) if a >= 512 else (0.011, 0.006)
+        cx, cy = ax + step * (j % 3 - 1), ay + step * (j // 3 - 0.5)
+        f.box(a, cx, cy, size, size, float(rng.uniform(1.0, 6.0)))
+    return f.outputs()
+
+
+def cap_ties(model: HarnessModel) -> list[tuple]:
+    """Ten candidates under a cap of 6, best first: one invalid box (negative width) on top,
+    then scores 7, 7, 5, 5, 5, 5, 5, 3 (int8 levels, equal levels tie exactly) on disjoint
+    boxes, so the cut falls inside the run of 5s: the cap must keep the tied candidates with the
+    lowest anchor indices, in weighted and hard NMS alike."""
+    cfg = model.config
+    f = _Frame(model)
+    a0 = 2 * (16 * 4 + 2)  # 16x16 grid cell (row 4, col 2)
+    anchors = [a0 + 2 * 3 * j for j in range(10)]  # every third cell of that row, first anchor
+    logits = [9.0, 7.0, 7.0, 5.0, 5.0, 5.0, 5.0, 5.0, 3.0, 5.0]
+    for j, (a, lg) in enumerate(zip(anchors, logits)):
+        ax, ay = (float(v) for v in model.anchors[a][:2])
+        f.box(a, ax, ay, 0.03, 0.03, lg)
+    f.regs[anchors[0], 2] = -2.0  # the best box has a negative width: dropped before the cap
+    # the same level for every logit written as 5.0 (int8 rounding could split them)
+    outs = f.outputs()
+    capped = replace(cfg, max_candidates=6)
+    return [("cap_ties", outs, None, capped),
+            ("cap_ties_hard", outs, None, replace(capped, nms="hard", iou_thresh=0.0))]
+
+
+def iou_at_threshold(model: HarnessModel) -> list[tuple]:
+    """Two overlapping boxes, the IoU threshold set to exactly their float32 IoU (computed with
+    the operations the C code uses), in weighted and hard NMS."""
+    from ..postprocess import iou_one_to_many
+
+    f = _Frame(model)
+    a0 = 2 * (16 * 8 + 8)  # 16x16 grid cell (8, 8)
+    f.box(a0, 0.53, 0.53, 0.2, 0.2, 4.0)
+    f.box(a0 + 2, 0.58, 0.55, 0.2, 0.18, 2.0)  # the next cell: IoU about 0.6
+    outs = f.outputs()
+    apart = replace(model.config, nms="hard", iou_thresh=1.0, max_candidates=0)
+    dets = decode_outputs(outs, model.anchors, apart, model.specs)  # both boxes, best first
+    if len(dets) != 2:
+        raise BlazeEarError(f"iou_at_threshold: {len(dets)} boxes decoded, expected 2")
+    iou = float(iou_one_to_many(dets.boxes[0], dets.boxes[1:2])[0])
+    at = replace(model.config, iou_thresh=iou)
+    return [("iou_at_threshold", outs, None, at),
+            ("iou_at_threshold_hard", outs, None, replace(at, nms="hard"))]
+
+
 def synthetic_vectors(manifest, anchors=None, artifact: str | None = None,
                       seed: int = 0) -> list[Vector]:
     """Hand-built int8 cases with the model's own quantisation (expected from the NumPy decode).
@@ -250,6 +311,15 @@ def synthetic_vectors(manifest, anchors=None, artifact: str | None = None,
     * ``all_levels_every_score``: the same with hard NMS at IoU 1 (no suppression), so every
       candidate is printed: the sigmoid of all 256 levels of each score tensor is compared;
     * ``crowd_hard_max3``: the crowd with hard NMS and at most 3 detections;
+    * ``all_above_disjoint``: every anchor above the threshold, each with its own small box
+      that overlaps no other (no merging): the worst case of the quadratic NMS, bounded by the
+      model's candidate cap (``decode.max_candidates``);
+    * ``cap_ties`` / ``cap_ties_hard``: more valid candidates than a cap of 6, with equal scores
+      straddling the cut (the cap keeps the lowest anchor indices among the tied) and an
+      invalid box among the best (skipped, not counted);
+    * ``iou_at_threshold`` / ``iou_at_threshold_hard``: two overlapping boxes with the IoU
+      threshold set to exactly their float32 IoU: "IoU > threshold" keeps them apart (two
+      detections); an implementation testing ">=" would merge / suppress them;
     * ``edge_letterbox``: boxes touching and crossing the image edges, mapped back through a
       640x480 letterbox.
     """
@@ -326,11 +396,14 @@ def synthetic_vectors(manifest, anchors=None, artifact: str | None = None,
             neg = rng.random(s.anchor_count) < 0.1  # a tenth with random (negative) sizes
             r[neg, 2:4] = rng.integers(info.min, info.max + 1, size=(int(neg.sum()), 2))
             outs.append(r.astype(C_DTYPES[s.dtype][2]))
-    vecs.append(("all_levels", outs, None, replace(cfg, score_thresh=0.0)))
+    vecs.append(("all_levels", outs, None, replace(cfg, score_thresh=0.0, max_candidates=0)))
     # hard NMS at IoU 1 suppresses nothing, so every candidate (all sizes >= 0) is printed:
     # the score of every int8 level of every score tensor, and 896 decodes
     vecs.append(("all_levels_every_score", outs_valid, None,
-                 replace(cfg, score_thresh=0.0, nms="hard", iou_thresh=1.0)))
+                 replace(cfg, score_thresh=0.0, nms="hard", iou_thresh=1.0, max_candidates=0)))
+    vecs.append(("all_above_disjoint", all_above_disjoint(model, rng), None, None))
+    vecs += cap_ties(model)
+    vecs += iou_at_threshold(model)
 
     # boxes on and across the edges of a 640x480 image (letterboxed into 128x128)
     f = _Frame(model)
