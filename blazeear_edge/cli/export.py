@@ -6,7 +6,7 @@ HELP = "export to ONNX and TFLite (fp32; per-channel int8 with --int8), verify, 
 
 
 def add_arguments(p):
-    from ..postprocess import NMS_KINDS
+    from ..postprocess import DEFAULT_MAX_CANDIDATES, NMS_KINDS
     from ..quantize import CALIBRATION_METHODS, INPUT_TYPES
 
     p.add_argument("--weights", default="mediapipe",
@@ -49,6 +49,10 @@ def add_arguments(p):
     p.add_argument("--iou-thresh", type=float, default=0.3, help="NMS IoU threshold to record")
     p.add_argument("--nms", default="weighted", choices=NMS_KINDS,
                    help="non-maximum suppression to record (default weighted, as MediaPipe)")
+    p.add_argument("--max-candidates", type=int, default=DEFAULT_MAX_CANDIDATES, metavar="K",
+                   help="decode candidate cap to record: the K best-scoring boxes enter NMS "
+                        f"(default {DEFAULT_MAX_CANDIDATES}, never reached on real frames; bounds "
+                        "the M55 worst case; 0 = no cap)")
     p.add_argument("--out", default=None, help="output folder (default exports/<model name>)")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 1, nothing written) when the linter finds an error")
@@ -74,7 +78,7 @@ def run(args) -> int:
                        channel_pad=args.channel_pad,
                        input_type=args.input_type, opset=args.opset, out=args.out,
                        score_thresh=args.score_thresh, iou_thresh=args.iou_thresh,
-                       nms=args.nms, progress=not args.quiet, verbose=args.verbose,
+                       nms=args.nms, max_candidates=args.max_candidates, progress=not args.quiet, verbose=args.verbose,
                        strict=args.strict)
     res = export(cfg)
     print(format_summary(res))

@@ -43,7 +43,7 @@ from ..errors import BlazeEarError
 from ..lint import lint_model
 from ..manifest import (MANIFEST_FILE, ArtifactEntry, ExportEntry, ExportManifest, InputEntry,
                         ModelEntry, OutputEntry, write_json_atomic)
-from ..postprocess import (CONCAT_OUTPUTS, NMS_KINDS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS,
+from ..postprocess import (CONCAT_OUTPUTS, DEFAULT_MAX_CANDIDATES, NMS_KINDS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS,
                            DecodeConfig)
 from ..quantize import (CALIBRATION_METHODS, INPUT_TYPES, activation_sqnr,
                         onnx_output_quantization, quantize_onnx, quantize_tflite)
@@ -91,6 +91,8 @@ class ExportConfig:
     score_thresh: float = 0.5  #: decode threshold recorded in the manifest
     iou_thresh: float = 0.3  #: NMS IoU threshold recorded in the manifest
     nms: str = "weighted"  #: weighted (MediaPipe) | hard
+    #: decode candidate cap recorded in the manifest (top-K by score before NMS; 0 = none)
+    max_candidates: int = DEFAULT_MAX_CANDIDATES
     progress: bool = True  #: progress bars and step lines on stderr
     verbose: bool = False  #: show TensorFlow / onnx2tf's own output
     strict: bool = False  #: fail (nothing written) when the linter finds an error in an artifact
@@ -108,7 +110,8 @@ class ExportConfig:
             if getattr(self, name) not in choices:
                 raise BlazeEarError(f"{name} must be one of {', '.join(choices)}, got "
                                     f"{getattr(self, name)!r}")
-        for name, lo in (("calib_count", 1), ("verify_count", 1), ("opset", 7)):
+        for name, lo in (("calib_count", 1), ("verify_count", 1), ("opset", 7),
+                         ("max_candidates", 0)):
             if getattr(self, name) < lo:
                 raise BlazeEarError(f"{name} must be at least {lo}, got {getattr(self, name)}")
         if not 0.0 < self.score_thresh < 1.0 or not 0.0 < self.iou_thresh < 1.0:
@@ -246,7 +249,7 @@ def make_plan(cfg: ExportConfig, model, root: Path, step) -> ExportPlan:
         cfg=cfg, root=root, model=model, reference=reference, info=info,
         anchors=resolve_anchors(cfg.anchors, info.default_anchors),
         decode=DecodeConfig(score_thresh=cfg.score_thresh, iou_thresh=cfg.iou_thresh,
-                            nms=cfg.nms),
+                            nms=cfg.nms, max_candidates=cfg.max_candidates),
         specs=specs, onnx_layout=onnx_layout,
         onnx_specs=SPLIT_MAP_OUTPUTS if onnx_layout == "nchw" else specs,
         pad_mode=pad_mode, pad_choice=pad_choice, verify=verify, calib=calib,
