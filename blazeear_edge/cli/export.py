@@ -78,8 +78,8 @@ def run(args) -> int:
                        channel_pad=args.channel_pad,
                        input_type=args.input_type, opset=args.opset, out=args.out,
                        score_thresh=args.score_thresh, iou_thresh=args.iou_thresh,
-                       nms=args.nms, max_candidates=args.max_candidates, progress=not args.quiet, verbose=args.verbose,
-                       strict=args.strict)
+                       nms=args.nms, max_candidates=args.max_candidates,
+                       progress=not args.quiet, verbose=args.verbose, strict=args.strict)
     res = export(cfg)
     print(format_summary(res))
     return 0
