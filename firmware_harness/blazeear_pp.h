@@ -94,6 +94,9 @@ typedef struct {
     int nms;             /* BLAZEEAR_PP_NMS_WEIGHTED or BLAZEEAR_PP_NMS_HARD */
     int max_detections;  /* 0 = no cap (MediaPipe) */
     float x_scale, y_scale, w_scale, h_scale; /* 128 */
+    /* ST pre-filter (st-app profile): also require q > (int8)trunc(logf(t / (1 - t)) / scale
+     * + zero_point), the rounding of ST's lib_vision_models_pp; 0 = off (exact threshold) */
+    int st_prefilter;
 } blazeear_pp_config_t;
 
 /* Everything constant about a model: tensors in the network's output order, anchors, decode. */
@@ -157,6 +160,7 @@ void blazeear_pp_to_image(blazeear_pp_det_t *dets, int n, const blazeear_pp_lett
 float blazeear_pp_sigmoid(float logit, float clip);
 float blazeear_pp_iou(const float *a, const float *b);
 int32_t blazeear_pp_score_qmin(const blazeear_pp_tensor_t *t, const blazeear_pp_config_t *cfg);
+int32_t blazeear_pp_st_prefilter_level(const blazeear_pp_tensor_t *t, float score_thresh);
 
 #ifdef __cplusplus
 }
