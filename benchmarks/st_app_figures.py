@@ -14,9 +14,12 @@ Per export (its int8 TFLite), on every image of the folder (letterboxed to 128):
   post-processing from its documented behaviour, NOT ST's library) for both bindings (v1.0.0 by
   index, v1.1.0 by size) against the host decode at the ST profile: frames equal (same count,
   boxes within 1e-4 of the 128 input, same scores);
-* ties: images where two candidates share the top score at the ST threshold, and images whose
-  displayed detections change when equal scores are ordered the other way.
-* score step (logit per int8 step) of the score outputs.
+* ties: images where two candidates share the top score (or any score) at the ST threshold, and
+  images whose displayed detections change when equal scores are ordered the other way.
+* score step (logit per int8 step) of the score outputs;
+* int8 accuracy: host int8 decode against the PyTorch fp32 model (the checkpoint named in the
+  manifest) at the ST profile and at 0.5 / IoU 0.3 weighted (MediaPipe): matched / reference /
+  extra detections (IoU >= 0.5), mean IoU, max score delta.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from blazeear_edge.manifest import load_manifest
+from blazeear_edge.metrics import MatchStats, match_detections
+from blazeear_edge.postprocess import SPLIT_OUTPUTS, DecodeConfig
 from blazeear_edge.postprocess import decode_outputs
 from blazeear_edge.preprocess import letterbox, list_images, load_image, normalize
 from blazeear_edge.runtimes import run_tflite, tflite_interpreter, tflite_output_map
@@ -42,11 +47,19 @@ def board_outputs(it, canvas: np.ndarray) -> list[np.ndarray]:
     if d["dtype"] == np.uint8:
         x = p.astype(np.uint8)
     else:  # float32 input + QUANTIZE: stedgeai's uint8 input makes int8 q = p - 128
-        s, z = d["quantization"]
+        s, z = _quantize_op_params(it)
         x = ((p - 128 - z) * np.float64(s)).astype(np.float32)
     it.set_tensor(d["index"], x)
     it.invoke()
     return [it.get_tensor(o["index"]).copy() for o in it.get_output_details()]
+
+
+def _quantize_op_params(it) -> tuple[float, int]:
+    """(scale, zero point) of the int8 tensor the input QUANTIZE writes."""
+    op = next(o for o in it._get_ops_details() if o["op_name"] == "QUANTIZE")
+    det = {t["index"]: t for t in it.get_tensor_details()}
+    s, z = det[int(op["outputs"][0])]["quantization"]
+    return float(s), int(z)
 
 
 def _rows(det) -> np.ndarray:
@@ -73,10 +86,18 @@ def figures(export_dir: str, images: list[Path]) -> dict:
     cam_same, cam_max, cam_st, cam_man = 0, 0, 0, 0
     bind_ok = {"index": 0, "size": 0}
     bind_err = {"index": "", "size": ""}
-    top_ties, tie_changes = 0, 0
+    top_ties, any_ties, tie_changes = 0, 0, 0
+    acc = {"st_profile": MatchStats(), "mediapipe_0.5": MatchStats()}
+    mp = DecodeConfig(score_thresh=0.5, iou_thresh=0.3, nms="weighted")
+    ref_model = _reference_model(man)
     for img in images:
         canvas, _ = letterbox(load_image(img))
         host = run_tflite(path, normalize(canvas, "NHWC"), specs)[0]
+        ref_out = _torch(ref_model, normalize(canvas))
+        for key, cfg in (("st_profile", ST_APP_DECODE), ("mediapipe_0.5", mp)):
+            acc[key] = acc[key].add(match_detections(
+                decode_outputs(ref_out, anchors, cfg, SPLIT_OUTPUTS),
+                decode_outputs(host, anchors, cfg, specs)))
         board = dict(zip(names, board_outputs(it, canvas)))
         diffs = [int(np.abs(host[k].astype(np.int32) - board[k].astype(np.int32)).max())
                  for k in names]
@@ -106,6 +127,7 @@ def figures(export_dir: str, images: list[Path]) -> dict:
                              * np.float32(s.scale) for s in specs if s.kind == "scores"])
         cand = np.sort(sc[sc >= np.log(0.8 / 0.2)])[::-1]
         top_ties += cand.size >= 2 and cand[0] == cand[1]
+        any_ties += cand.size >= 2 and bool(np.any(cand[1:] == cand[:-1]))
     steps = {s.name: round(float(s.scale), 4) for s in specs if s.kind == "scores"}
     return {"export": str(export_dir), "images": n,
             "input": {k: art.input.to_dict().get(k) for k in ("dtype", "scale", "zero_point")},
@@ -117,7 +139,25 @@ def figures(export_dir: str, images: list[Path]) -> dict:
             "st_app_v1.0.0_error": bind_err["index"] or None,
             "st_app_v1.1.0_size_binding_equal": bind_ok["size"],
             "images_equal_top_score_at_0.8": int(top_ties),
-            "images_changed_by_tie_order": int(tie_changes)}
+            "images_any_equal_scores_at_0.8": int(any_ties),
+            "images_changed_by_tie_order": int(tie_changes),
+            "int8_vs_fp32": {k: {kk: (round(vv, 4) if isinstance(vv, float) else vv)
+                                 for kk, vv in v.to_dict().items()} for k, v in acc.items()}}
+
+
+def _reference_model(man):
+    from blazeear_edge.weights import load_model
+
+    m = load_model(man.model.source if Path(str(man.model.source)).exists() else "mediapipe",
+                   fold=True)
+    return m.eval()
+
+
+def _torch(model, nchw):
+    import torch
+
+    with torch.no_grad():
+        return [o.numpy() for o in model(torch.from_numpy(nchw))]
 
 
 def main(argv=None) -> int:

@@ -21,7 +21,7 @@
  *   NMS          MediaPipe WEIGHTED (score-weighted mean of the candidates, accumulated in
  *                candidate order, top score kept) or hard NMS; IoU > iou_thresh suppresses
  *
- * No dynamic allocation; the only library calls are exp() and log() from math.h. All working
+ * No dynamic allocation; the only library calls are exp(), log() and logf() from math.h. All working
  * memory lives in blazeear_pp_t (about 70 KiB with the default BLAZEEAR_PP_MAX_CANDIDATES);
  * declare it static.
  *

@@ -433,14 +433,15 @@ def tflite_int8(plan: ExportPlan, saved_model: Path) -> None:
               f"{' in ST order' if cfg.output_order == 'st' else ''}, "
               f"{plan.calib_methods['tflite']}, {len(plan.calib)} images) ...")
     calib, in_range = plan.calib.nhwc, None
-    if cfg.camera_input:  # the folded model (input y = p / 255), its own SavedModel
-        saved_model, calib, in_range = _camera_saved_model(plan), \
-            calibration_to_camera(plan.calib.nhwc), (0.0, 1.0)
     score_range = cfg.score_range or ((-sat, sat) if sat else None)
-    with quiet_native_output(not cfg.verbose):
-        blob = quantize_tflite(saved_model, calib, cfg.input_type,
-                               plan.calib_methods["tflite"], score_range=score_range,
-                               input_range=in_range)
+    with tempfile.TemporaryDirectory(dir=plan.root) as td:
+        if cfg.camera_input:  # the folded model (input y = p / 255), its own SavedModel
+            saved_model, calib, in_range = _camera_saved_model(plan, Path(td)), \
+                calibration_to_camera(plan.calib.nhwc), (0.0, 1.0)
+        with quiet_native_output(not cfg.verbose):
+            blob = quantize_tflite(saved_model, calib, cfg.input_type,
+                                   plan.calib_methods["tflite"], score_range=score_range,
+                                   input_range=in_range)
     if cfg.output_order == "st":
         blob = reorder_tflite_outputs(blob)
     plan.path("int8.tflite").write_bytes(blob)
@@ -472,10 +473,9 @@ def _record_st_app(plan: ExportPlan) -> None:
         "package": "st_app" if cfg.st_app else None}
 
 
-def _camera_saved_model(plan: ExportPlan) -> Path:
-    """onnx2tf SavedModel of the camera-input fold of the exported model (stapp)."""
+def _camera_saved_model(plan: ExportPlan, td: Path) -> Path:
+    """onnx2tf SavedModel (in ``td``) of the camera-input fold of the exported model (stapp)."""
     folded = fold_camera_input(plan.model)
-    td = Path(tempfile.mkdtemp(prefix="camera-", dir=plan.root))
     src = td / "camera.onnx"
     export_onnx(folded, src, opset=plan.cfg.opset, outputs=plan.cfg.outputs,
                 channel_pad=plan.pad_mode, layout="anchors")
@@ -579,6 +579,11 @@ def write_manifest(plan: ExportPlan) -> ExportManifest:
 def _stedgeai(plan: ExportPlan) -> dict:
     return {**({"generate_st_app": stedgeai_st_app_command(f"{plan.name}_int8.tflite")}
                if plan.cfg.st_app else {}),
+            "camera_note": "camera-exact input (q = p): see artifacts.int8_tflite.input."
+                           "camera_mapping" if plan.cfg.camera_input else
+                           "with this input, --input-data-type uint8 feeds camera bytes p as "
+                           "q = p + offset, which is not the host's p / 127.5 - 1 (half an input "
+                           "step off); export with --camera-input or --st-app for camera bytes",
             "generate": stedgeai_command(f"{plan.name}_int8.tflite", plan.cfg.input_type),
             "generate_onnx": (stedgeai_command(f"{plan.name}_int8.onnx", "float32")
                               + " --outputs-ch-position chlast")
