@@ -34,6 +34,11 @@ from .postprocess import DecodeConfig, OutputSpec, decode_outputs, st_prefilter_
 #: ST's application settings (app_config.h of the FaceDetection app).
 ST_APP_DECODE = DecodeConfig(score_thresh=0.8, iou_thresh=0.5, nms="hard", max_detections=3,
                              st_prefilter=True)
+#: int8 range of the score outputs for --st-app: 0.0392 logit per step (<= 0.04, ST's own model
+#: has 0.0369), zero point -26 so ST's truncated pre-filter loses no level at 0.8, logit 6
+#: (score 0.9975) far above the most confident face measured (2.4 on ear210). Measured against
+#: +-16 on ear210: equal-score ties at 0.8 in 0 images instead of 2 (benchmarks/README.md).
+ST_APP_SCORE_RANGE = (-4.0, 6.0)
 #: The tag of ST's application the package's README names (binds outputs by size).
 ST_APP_TAG = "v1.1.0"
 #: Output order of ST's own BlazeFace TFLite (what app v1.0.0 binds by index).

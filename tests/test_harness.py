@@ -220,7 +220,8 @@ int main(int argc, char **argv)
         float scale, thresh, clip;
         while (scanf("%d %a %d %a %a", &dtype, &scale, &zp, &thresh, &clip) == 5) {
             blazeear_pp_tensor_t t = {BLAZEEAR_PP_SCORES, 0, 0, 1, 0.0f, 0};
-            blazeear_pp_config_t c = {0.5f, 0.3f, 100.0f, 0, 0, 128.0f, 128.0f, 128.0f, 128.0f};
+            blazeear_pp_config_t c = {0.5f, 0.3f, 100.0f, 0, 0, 128.0f, 128.0f, 128.0f, 128.0f,
+                                      0};
             t.dtype = dtype; t.scale = scale; t.zero_point = zp;
             c.score_thresh = thresh; c.score_clip = clip;
             printf("%d\n", (int)blazeear_pp_score_qmin(&t, &c));
@@ -314,13 +315,18 @@ def test_model_header(split_model):
         assert float(np.float32(s.scale)) in lits
     assert "static const float blazeear_model_anchors[896][4]" in h
     assert "BLAZEEAR_INPUT_IS_FLOAT 1" in h
-    # an int8 input gets the camera-pixel table q = clip(round((p / 127.5 - 1) / s) + zp)
+    # an int8 input gets the camera-pixel table q = clip(round(x / s) + zp) of the host's float32
+    # values x = p / 127.5 - 1 (what the host runtimes quantise: preprocess.quantize_values)
     m = replace(split_model, input={"dtype": "int8", "scale": 1 / 127.5, "zero_point": -1})
     h = model_header(m)
     lut = h.split("blazeear_input_lut[256] = {")[1].split("};")[0]
     vals = [int(v) for v in lut.replace("\n", " ").replace(",", " ").split()]
-    p = np.arange(256)
-    assert vals == list(np.clip(np.round((p / 127.5 - 1) * 127.5) - 1, -128, 127).astype(int))
+    x = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
+    assert vals == list(np.clip(np.round(x / np.float32(1 / 127.5)) - 1, -128, 127).astype(int))
+    # the camera-exact uint8 input: q = p, no table arithmetic at all
+    h = model_header(replace(split_model, input={"dtype": "uint8", "scale": 1 / 255,
+                                                 "zero_point": 0}))
+    assert "#define BLAZEEAR_INPUT_PIXEL_OFFSET 0" in h
 
 
 def test_harness_model_errors(split_model):

@@ -218,6 +218,11 @@ def test_st_export_file_order_and_manifest(st_export):
     assert raw["st_app"]["output_order"] == "st" and raw["st_app"]["camera_input"] is True
     assert [n for n, _ in raw["st_app"]["outputs"]] == list(ST_OUTPUT_ORDER)
     assert man.decode_config() == ST_APP_DECODE
+    # finer score steps: <= 0.04 logit per level, no level lost to ST's rounding at 0.8
+    scores = [s for s in man.output_specs("int8_tflite") if s.kind == "scores"]
+    assert all(s.scale <= 0.04 for s in scores)
+    assert prefilter_warnings(ST_APP_DECODE, scores) == []
+    assert raw["st_app"]["score_range"] == [-4.0, 6.0]
     assert "generate" in raw["stedgeai"] and "generate_st_app" in raw["stedgeai"]
 
 

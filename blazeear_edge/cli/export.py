@@ -52,11 +52,12 @@ def add_arguments(p):
                         "512x16, 512x1, 384x1, 384x16, for apps that bind outputs by index)")
     p.add_argument("--score-range", default=None, metavar="LO,HI",
                    help="int8 range of the score outputs in logits (default: "
-                        "+-logit-saturation); e.g. -2,8 gives 0.039 logit per step")
+                        "+-logit-saturation; with --st-app -4,6: 0.039 logit per step)")
     p.add_argument("--st-app", action="store_true",
                    help="drop-in for ST's STM32N6 FaceDetection app: --camera-input, "
-                        "--output-order st, decode profile st-app (0.8, IoU 0.5, hard NMS, 3 "
-                        "boxes, ST's int8 pre-filter) and an st_app/ folder to copy (needs --int8)")
+                        "--output-order st, --score-range -4,6, decode profile st-app (0.8, IoU "
+                        "0.5, hard NMS, 3 boxes, ST's int8 pre-filter) and an st_app/ folder to "
+                        "copy (needs --int8)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--score-thresh", type=float, default=0.5, help="decode threshold to record")
     p.add_argument("--iou-thresh", type=float, default=0.3, help="NMS IoU threshold to record")

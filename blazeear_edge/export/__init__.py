@@ -51,8 +51,9 @@ from ..runtimes import onnx_session, run_onnx, run_tflite, run_torch, tflite_io
 from ..weights import load_model, sha256_file
 from ..quantize.equalize import equalize_blocks
 from ..preprocess import is_camera_input, pixels_to_input
-from ..stapp import (calibration_to_camera, fold_camera_input, output_order, prefilter_warnings,
-                     reorder_tflite_outputs, stedgeai_st_app_command, write_st_app_package)
+from ..stapp import (ST_APP_SCORE_RANGE, calibration_to_camera, fold_camera_input, output_order,
+                     prefilter_warnings, reorder_tflite_outputs, stedgeai_st_app_command,
+                     write_st_app_package)
 from .onnx_export import INPUT_NAME, export_onnx, op_counts
 from .tflite_export import onnx_to_tflite
 
@@ -103,7 +104,8 @@ class ExportConfig:
     #: int8 TFLite output order: converter (as the TF Lite converter writes it) | st (ST's own
     #: BlazeFace: 512x16, 512x1, 384x1, 384x16, what index-binding apps read)
     output_order: str = "converter"
-    #: int8 range (lo, hi) of the score outputs; None = +-logit_saturation (today's default)
+    #: int8 range (lo, hi) of the score outputs; None = +-logit_saturation (the default; with
+    #: st_app: stapp.ST_APP_SCORE_RANGE, 0.039 logit per step)
     score_range: tuple | None = None
     #: ST FaceDetection drop-in: camera_input + output_order st + the st-app decode profile,
     #: and an st_app/ folder to copy into ST's application (see blazeear_edge.stapp)
@@ -136,6 +138,8 @@ class ExportConfig:
     def _check_st_app(self):
         if self.st_app:
             self.camera_input, self.output_order, self.input_type = True, "st", "uint8"
+            if self.score_range is None:
+                self.score_range = ST_APP_SCORE_RANGE
         if self.output_order not in ("converter", "st"):
             raise BlazeEarError(f"output_order must be converter or st, got {self.output_order!r}")
         if self.camera_input and self.input_type != "uint8":
