@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BlazeEarError
-from .postprocess import DecodeConfig, OutputSpec, decode_outputs, st_prefilter_level
+from .postprocess import DecodeConfig, OutputSpec, st_prefilter_level
 
 #: ST's application settings (app_config.h of the FaceDetection app).
 ST_APP_DECODE = DecodeConfig(score_thresh=0.8, iou_thresh=0.5, nms="hard", max_detections=3,
@@ -100,6 +100,23 @@ def reorder_tflite_outputs(blob: bytes, shapes=ST_OUTPUT_SHAPES) -> bytes:
             if set(pos) == set(new):
                 sig.outputs = [pos[i] for i in new]
     return bytes(fu.convert_object_to_bytearray(model))
+
+
+def st_app_record(cfg, art) -> dict:
+    """The manifest's ``st_app`` entry: the camera / output-order / score-range choices of an
+    export (``cfg``: ExportConfig) and what its int8 TFLite (``art``: ArtifactEntry) really has."""
+    return {
+        "camera_input": cfg.camera_input,
+        "input_mapping": ("uint8 camera byte p is the input (scale 1/255, zero point 0); the "
+                          "float model sees y = p / 255, x = 2 y - 1 folded into the stem, "
+                          "stem border padded with 0.5" if cfg.camera_input else
+                          "q = clip(round((p / 127.5 - 1) / scale) + zero_point)"),
+        "output_order": cfg.output_order,
+        "outputs": [[n, list(s)] for n, s in output_order(art.outputs)],
+        "score_range": list(cfg.score_range) if cfg.score_range else None,
+        "score_step_logit": {o.spec.name: float(o.spec.scale) for o in art.outputs
+                             if o.spec.kind == "scores"},
+        "package": "st_app" if cfg.st_app else None}
 
 
 def output_order(outputs) -> list[tuple[str, tuple]]:

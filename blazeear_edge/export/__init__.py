@@ -51,9 +51,9 @@ from ..runtimes import onnx_session, run_onnx, run_tflite, run_torch, tflite_io
 from ..weights import load_model, sha256_file
 from ..quantize.equalize import equalize_blocks
 from ..preprocess import is_camera_input, pixels_to_input
-from ..stapp import (ST_APP_SCORE_RANGE, calibration_to_camera, fold_camera_input, output_order,
-                     prefilter_warnings, reorder_tflite_outputs, stedgeai_st_app_command,
-                     write_st_app_package)
+from ..stapp import (ST_APP_SCORE_RANGE, calibration_to_camera, fold_camera_input,
+                     prefilter_warnings, reorder_tflite_outputs, st_app_record,
+                     stedgeai_st_app_command, write_st_app_package)
 from .onnx_export import INPUT_NAME, export_onnx, op_counts
 from .tflite_export import onnx_to_tflite
 
@@ -454,27 +454,10 @@ def tflite_int8(plan: ExportPlan, saved_model: Path) -> None:
     plan.quant_report["tflite"] = {"outputs_sqnr_db": rec["sqnr_db"],
                                    "outputs_sqnr_db_all_anchors": rec["sqnr_db_all_anchors"]}
     if cfg.camera_input or cfg.output_order == "st" or cfg.score_range or cfg.st_app:
-        _record_st_app(plan)
-    for w in prefilter_warnings(plan.decode, plan.artifacts["int8_tflite"].output_specs()) \
-            if plan.decode.st_prefilter else []:
-        plan.warnings.append(w)
-
-
-def _record_st_app(plan: ExportPlan) -> None:
-    """The camera / output-order / score-range choices, in the manifest (``st_app`` key)."""
-    cfg, art = plan.cfg, plan.artifacts["int8_tflite"]
-    plan.st_app = {
-        "camera_input": cfg.camera_input,
-        "input_mapping": ("uint8 camera byte p is the input (scale 1/255, zero point 0); the "
-                          "float model sees y = p / 255, x = 2 y - 1 folded into the stem, "
-                          "stem border padded with 0.5" if cfg.camera_input else
-                          "q = clip(round((p / 127.5 - 1) / scale) + zero_point)"),
-        "output_order": cfg.output_order,
-        "outputs": [[n, list(s)] for n, s in output_order(art.outputs)],
-        "score_range": list(cfg.score_range) if cfg.score_range else None,
-        "score_step_logit": {o.spec.name: float(o.spec.scale) for o in art.outputs
-                             if o.spec.kind == "scores"},
-        "package": "st_app" if cfg.st_app else None}
+        plan.st_app = st_app_record(cfg, plan.artifacts["int8_tflite"])
+    if plan.decode.st_prefilter:
+        plan.warnings += prefilter_warnings(plan.decode,
+                                            plan.artifacts["int8_tflite"].output_specs())
 
 
 def _camera_saved_model(plan: ExportPlan, td: Path) -> Path:
