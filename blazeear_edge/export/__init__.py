@@ -566,8 +566,9 @@ def write_manifest(plan: ExportPlan) -> ExportManifest:
 def _stedgeai(plan: ExportPlan) -> dict:
     return {**({"generate_st_app": stedgeai_st_app_command(f"{plan.name}_int8.tflite")}
                if plan.cfg.st_app else {}),
-            "camera_note": "camera-exact input (q = p): see artifacts.int8_tflite.input."
-                           "camera_mapping" if plan.cfg.camera_input else
+            "camera_note": "the int8 TFLite takes camera bytes exactly (q = p, see "
+                           "artifacts.int8_tflite.input.camera_mapping); the ONNX files keep the "
+                           "float input x = p / 127.5 - 1" if plan.cfg.camera_input else
                            "with this input, --input-data-type uint8 feeds camera bytes p as "
                            "q = p + offset, which is not the host's p / 127.5 - 1 (half an input "
                            "step off); export with --camera-input or --st-app for camera bytes",
