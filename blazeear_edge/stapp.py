@@ -247,10 +247,11 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.float32:
 # 4. the package for ST's application
 # ---------------------------------------------------------------------------------------------
 def stedgeai_st_app_command(tflite_name: str) -> str:
-    """``stedgeai generate`` as ST's app script runs it (board profile and memory pools)."""
+    """``stedgeai generate`` as ST's app script runs it: ST's board profile (which names the
+    memory pools and, as every ST app profile does, enables the epoch controller), integer I/O."""
     return (f"stedgeai generate --model {tflite_name} --target stm32n6 "
             f"--st-neural-art {ST_NEURAL_ART_PROFILE} --input-data-type uint8 "
-            f"--output-data-type int8 --enable-epoch-controller")
+            f"--output-data-type int8")
 
 
 def app_config_values(man, key: str = "int8_tflite") -> dict:
