@@ -133,6 +133,9 @@ class BlazeEar(nn.Module):
         #: are set by meaningless outliers of background anchors (logits below -1000).
         self.score_clip: float | None = None
         self.regressor_clip: float | None = None
+        #: value of the stem's border padding: 0.0 for inputs x in [-1, 1]; 0.5 once the
+        #: camera-input fold (stapp.fold_camera_input) makes the input y = (x + 1) / 2
+        self.stem_pad_value: float = 0.0
 
     def set_output_clip(self, score: float | None = None, regressor: float | None = None):
         """Saturate head outputs (exported as Clip). None leaves an output unbounded."""
@@ -165,7 +168,8 @@ class BlazeEar(nn.Module):
 
     def feature_maps(self, x: torch.Tensor):
         """The four head outputs as NCHW maps: (1,32,16,16), (1,2,16,16), (1,96,8,8), (1,6,8,8)."""
-        x = F.pad(x, (1, 2, 1, 2), "constant", 0.0)  # TFLite SAME for the 5x5 stride-2 stem
+        # TFLite SAME for the 5x5 stride-2 stem
+        x = F.pad(x, (1, 2, 1, 2), "constant", getattr(self, "stem_pad_value", 0.0))
         x = self.backbone1(x)
         h = self.backbone2(x)
         r16 = self._regressor_conv(x, self.regressor_8_box, self.regressor_8_kp, 2)

@@ -61,6 +61,10 @@ class DecodeConfig:
     score_clip: float = 100.0
     max_detections: int = 0  # 0 = no cap (MediaPipe)
     max_candidates: int = DEFAULT_MAX_CANDIDATES  # top-K by score entering NMS; 0 = no cap
+    #: ST's int8 pre-filter (lib_vision_models_pp, ``st-app`` profile): an integer score q must
+    #: also satisfy q > (int8)trunc(logit(score_thresh) / scale + zero_point); see
+    #: :func:`st_prefilter_level`. Off by default.
+    st_prefilter: bool = False
     x_scale: float = 128.0
     y_scale: float = 128.0
     w_scale: float = 128.0
@@ -80,6 +84,8 @@ class DecodeConfig:
         k = self.max_candidates
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= 65535:
             raise ValueError(f"max_candidates must be an integer >= 0 (0 = no cap), not {k!r}")
+        if not isinstance(self.st_prefilter, (bool, np.bool_)):
+            raise ValueError(f"st_prefilter must be true or false, got {self.st_prefilter!r:.40}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "DecodeConfig":
@@ -395,6 +401,14 @@ def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfi
     logits = np.concatenate(parts, axis=None) if len(parts) > 1 else parts[0].reshape(-1)
     if logits.shape[0] != NUM_ANCHORS:
         raise ValueError(f"score outputs hold {logits.shape[0]} values, expected {NUM_ANCHORS}")
+    if cfg.st_prefilter:  # --- ST pre-filter (st-app profile) -------------------------------
+        keep = np.concatenate([
+            np.asarray(outputs[i]).reshape(-1).astype(np.int32)
+            > st_prefilter_level(cfg.score_thresh, specs[i].scale, specs[i].zero_point,
+                                 specs[i].dtype)
+            if np.asarray(outputs[i]).dtype.kind in "iu" else
+            np.ones(specs[i].anchor_count, bool) for i in sc])
+        logits = np.where(keep, logits, np.float32(-np.inf))  # --- end ST pre-filter --------
     raw = [np.asarray(outputs[i]) for i in rg]  # in anchor order
 
     def gather(idx: np.ndarray) -> np.ndarray:
@@ -417,6 +431,20 @@ def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfi
 
 _F = np.float32
 _HALF = _F(0.5)
+
+
+def st_prefilter_level(score_thresh: float, scale: float, zero_point: int,
+                       dtype="int8") -> int:
+    """ST's int8 score pre-filter level T: a score passes when ``q > T`` with
+    ``T = (int8)trunc(logf(t / (1 - t)) / scale + zero_point)``, in float32 as C computes it
+    (truncation toward zero, then saturated to the integer type's range)."""
+    t = _F(score_thresh)
+    info = np.iinfo(np.dtype(dtype))
+    with np.errstate(divide="ignore"):
+        v = _F(np.log(t / (_F(1.0) - t))) / _F(scale) + _F(zero_point)
+    if not np.isfinite(v):
+        return info.min - 1 if v < 0 else info.max
+    return int(min(max(np.trunc(v), info.min), info.max))
 
 
 def _sigmoid32(x: np.ndarray) -> np.ndarray:

@@ -124,6 +124,43 @@ def normalize(img128: np.ndarray, layout: str = "NCHW") -> np.ndarray:
     return np.ascontiguousarray(x[None])
 
 
+#: The camera-exact int8 input (``export --camera-input``, ST's own BlazeFace does the same): a
+#: uint8 tensor with scale 1/255 and zero point 0, so a camera byte ``p`` *is* the quantised input
+#: and the network's float input is ``y = p / 255`` (the ``x = 2 y - 1`` is folded into the stem,
+#: see :func:`blazeear_edge.stapp.fold_camera_input`).
+CAMERA_INPUT = {"dtype": "uint8", "scale": 1.0 / 255.0, "zero_point": 0}
+
+
+def is_camera_input(dtype, scale: float, zero_point: int) -> bool:
+    """True for the camera-exact input quantisation (:data:`CAMERA_INPUT`)."""
+    return (np.dtype(dtype) == np.uint8 and int(zero_point) == 0
+            and np.float32(scale) == np.float32(CAMERA_INPUT["scale"]))
+
+
+def quantize_values(x: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
+    """Host pre-processed values ``x = p / 127.5 - 1`` -> a quantised network input.
+
+    The one byte -> value mapping of the project (host runtimes, parity, harness vectors and the
+    C input table all call this). For the camera-exact input the result is the camera byte
+    ``p = round((x + 1) * 127.5)`` itself (exact for every p in float32: tests check all 256);
+    for any other integer input it is ``clip(round(x / scale) + zero_point)``.
+    """
+    info = np.iinfo(dtype)
+    x = np.asarray(x, np.float32)
+    if is_camera_input(dtype, scale, zero_point):
+        q = np.round((x.astype(np.float64) + 1.0) * 127.5)
+    else:
+        q = np.round(x / np.float32(scale)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def pixels_to_input(p: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
+    """Camera bytes (uint8 RGB) -> the quantised network input, through :func:`normalize`'s
+    ``x = p / 127.5 - 1`` and :func:`quantize_values`: what a board must feed."""
+    x = np.asarray(p, np.float32) / np.float32(127.5) - np.float32(1.0)
+    return quantize_values(x, dtype, scale, zero_point)
+
+
 def preprocess(image: np.ndarray, layout: str = "NCHW") -> tuple[np.ndarray, Letterbox]:
     """An RGB image -> ((1, 3, 128, 128) or (1, 128, 128, 3) float32, :class:`Letterbox`)."""
     canvas, lb = letterbox(image)

@@ -44,9 +44,9 @@ RUNTIME_KEYS = tuple(RUNTIME_LABELS)
 
 
 def quantize_input(x: np.ndarray, dtype, scale: float, zp: int) -> np.ndarray:
-    info = np.iinfo(dtype)
-    q = np.round(x / np.float32(scale)) + zp
-    return np.clip(q, info.min, info.max).astype(dtype)
+    from .preprocess import quantize_values  # the one byte -> value mapping
+
+    return quantize_values(x, dtype, scale, zp)
 
 
 def run_torch(model, nchw: np.ndarray, specs: Sequence[OutputSpec]) -> list[dict]:

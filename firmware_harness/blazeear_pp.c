@@ -77,6 +77,25 @@ int32_t blazeear_pp_score_qmin(const blazeear_pp_tensor_t *t, const blazeear_pp_
     return q;
 }
 
+/* --- ST pre-filter (st-app profile) ------------------------------------------------------
+ * ST's level T: a score passes when q > T, T = (int8)trunc(logf(t / (1 - t)) / scale + zp),
+ * truncated toward zero and saturated to the type's range (postprocess.st_prefilter_level). */
+int32_t blazeear_pp_st_prefilter_level(const blazeear_pp_tensor_t *t, float score_thresh)
+{
+    const int32_t qlo = t->dtype == BLAZEEAR_PP_UINT8 ? 0 : -128;
+    const int32_t qhi = t->dtype == BLAZEEAR_PP_UINT8 ? 255 : 127;
+    float v = logf(score_thresh / (1.0f - score_thresh)) / t->scale + (float)t->zero_point;
+
+    if (v != v)
+        return qhi;
+    if (v <= (float)(qlo - 1))
+        return qlo - 1;
+    if (v >= (float)qhi)
+        return qhi;
+    return (int32_t)v; /* C conversion truncates toward zero */
+}
+/* --- end ST pre-filter ------------------------------------------------------------------- */
+
 int blazeear_pp_init(blazeear_pp_t *pp, const blazeear_pp_model_t *model)
 {
     const blazeear_pp_config_t *cfg;
@@ -130,6 +149,14 @@ int blazeear_pp_init(blazeear_pp_t *pp, const blazeear_pp_model_t *model)
                 pp->score_lut[i][k] = score_of(t, cfg, qlo + k);
         }
     }
+    if (cfg->st_prefilter) /* ST pre-filter: q > T, i.e. q >= T + 1 */
+        for (i = 0; i < model->num_tensors; i++)
+            if (model->tensors[i].kind == BLAZEEAR_PP_SCORES) {
+                int32_t t1 = blazeear_pp_st_prefilter_level(&model->tensors[i],
+                                                            cfg->score_thresh) + 1;
+                if (t1 > pp->score_qmin[i])
+                    pp->score_qmin[i] = t1;
+            }
     pp->num_prefiltered = 0;
     pp->num_passed = 0;
     pp->num_candidates = 0;

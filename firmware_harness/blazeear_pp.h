@@ -26,7 +26,7 @@
  *   NMS          MediaPipe WEIGHTED (score-weighted mean of the candidates, accumulated in
  *                candidate order, top score kept) or hard NMS; IoU > iou_thresh suppresses
  *
- * No dynamic allocation; the only library calls are exp() and log() from math.h. All working
+ * No dynamic allocation; the only library calls are exp(), log() and logf() from math.h. All working
  * memory lives in blazeear_pp_t (about 82 KiB with the default BLAZEEAR_PP_MAX_CANDIDATES, about
  * 26 KiB with -DBLAZEEAR_PP_MAX_CANDIDATES=128); declare it static.
  *
@@ -102,7 +102,10 @@ typedef struct {
     int max_detections;  /* 0 = no cap (MediaPipe) */
     float x_scale, y_scale, w_scale, h_scale; /* 128 */
     int max_candidates;  /* top-K by score entering NMS (ties by anchor index); 0 = no cap.
-                          * Last, so an initializer written before it existed means 0. */
+                          * An initializer written before it existed leaves it 0. */
+    /* ST pre-filter (st-app profile): also require q > (int8)trunc(logf(t / (1 - t)) / scale
+     * + zero_point), the rounding of ST's lib_vision_models_pp; 0 = off (exact threshold) */
+    int st_prefilter;
 } blazeear_pp_config_t;
 
 /* Everything constant about a model: tensors in the network's output order, anchors, decode. */
@@ -174,6 +177,7 @@ void blazeear_pp_to_image(blazeear_pp_det_t *dets, int n, const blazeear_pp_lett
 float blazeear_pp_sigmoid(float logit, float clip);
 float blazeear_pp_iou(const float *a, const float *b);
 int32_t blazeear_pp_score_qmin(const blazeear_pp_tensor_t *t, const blazeear_pp_config_t *cfg);
+int32_t blazeear_pp_st_prefilter_level(const blazeear_pp_tensor_t *t, float score_thresh);
 
 #ifdef __cplusplus
 }

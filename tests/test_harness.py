@@ -360,13 +360,18 @@ def test_model_header(split_model):
         assert float(np.float32(s.scale)) in lits
     assert "static const float blazeear_model_anchors[896][4]" in h
     assert "BLAZEEAR_INPUT_IS_FLOAT 1" in h
-    # an int8 input gets the camera-pixel table q = clip(round((p / 127.5 - 1) / s) + zp)
+    # an int8 input gets the camera-pixel table q = clip(round(x / s) + zp) of the host's float32
+    # values x = p / 127.5 - 1 (what the host runtimes quantise: preprocess.quantize_values)
     m = replace(split_model, input={"dtype": "int8", "scale": 1 / 127.5, "zero_point": -1})
     h = model_header(m)
     lut = h.split("blazeear_input_lut[256] = {")[1].split("};")[0]
     vals = [int(v) for v in lut.replace("\n", " ").replace(",", " ").split()]
-    p = np.arange(256)
-    assert vals == list(np.clip(np.round((p / 127.5 - 1) * 127.5) - 1, -128, 127).astype(int))
+    x = np.arange(256, dtype=np.float32) / np.float32(127.5) - np.float32(1.0)
+    assert vals == list(np.clip(np.round(x / np.float32(1 / 127.5)) - 1, -128, 127).astype(int))
+    # the camera-exact uint8 input: q = p, no table arithmetic at all
+    h = model_header(replace(split_model, input={"dtype": "uint8", "scale": 1 / 255,
+                                                 "zero_point": 0}))
+    assert "#define BLAZEEAR_INPUT_PIXEL_OFFSET 0" in h
 
 
 def test_harness_model_errors(split_model):

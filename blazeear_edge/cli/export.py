@@ -44,6 +44,20 @@ def add_arguments(p):
                         "concat (zeros) or conv (1x1 identity)")
     p.add_argument("--input-type", default="float32", choices=INPUT_TYPES,
                    help="int8 TFLite input type (default float32: a QUANTIZE at the input)")
+    p.add_argument("--camera-input", action="store_true",
+                   help="int8 TFLite takes raw camera bytes exactly (uint8, scale 1/255, zero "
+                        "point 0; x = 2y - 1 folded into the stem); implies --input-type uint8")
+    p.add_argument("--output-order", default="converter", choices=["converter", "st"],
+                   help="int8 TFLite output order: converter (default) or st (ST's BlazeFace: "
+                        "512x16, 512x1, 384x1, 384x16, for apps that bind outputs by index)")
+    p.add_argument("--score-range", default=None, metavar="LO,HI",
+                   help="int8 range of the score outputs in logits (default: "
+                        "+-logit-saturation; with --st-app -4,6: 0.039 logit per step)")
+    p.add_argument("--st-app", action="store_true",
+                   help="drop-in for ST's STM32N6 FaceDetection app: --camera-input, "
+                        "--output-order st, --score-range -4,6, decode profile st-app (0.8, IoU "
+                        "0.5, hard NMS, 3 boxes, ST's int8 pre-filter) and an st_app/ folder to "
+                        "copy (needs --int8)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--score-thresh", type=float, default=0.5, help="decode threshold to record")
     p.add_argument("--iou-thresh", type=float, default=0.3, help="NMS IoU threshold to record")
@@ -68,6 +82,17 @@ def run(args) -> int:
     from ..export import ExportConfig, export, format_summary
 
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    from ..errors import BlazeEarError
+
+    score_range = None
+    if args.score_range:
+        try:
+            score_range = tuple(float(v) for v in args.score_range.split(","))
+        except ValueError:
+            score_range = ()
+        if len(score_range) != 2:
+            raise BlazeEarError(f"--score-range must be LO,HI (two numbers), got "
+                                f"{args.score_range!r}")
     cfg = ExportConfig(weights=args.weights, anchors=args.anchors, int8=args.int8,
                        calib=args.calib, calib_count=args.calib_count,
                        calib_method=args.calib_method,
@@ -76,10 +101,14 @@ def run(args) -> int:
                        images_root=args.images_root, seed=args.seed, formats=formats,
                        outputs=args.outputs, onnx_layout=args.onnx_layout,
                        channel_pad=args.channel_pad,
-                       input_type=args.input_type, opset=args.opset, out=args.out,
+                       input_type="uint8" if (args.camera_input or args.st_app)
+                       else args.input_type, opset=args.opset, out=args.out,
                        score_thresh=args.score_thresh, iou_thresh=args.iou_thresh,
                        nms=args.nms, max_candidates=args.max_candidates,
-                       progress=not args.quiet, verbose=args.verbose, strict=args.strict)
+                       progress=not args.quiet, verbose=args.verbose, strict=args.strict,
+                       camera_input=args.camera_input or args.st_app,
+                       output_order=args.output_order, score_range=score_range,
+                       st_app=args.st_app)
     res = export(cfg)
     print(format_summary(res))
     return 0

@@ -50,6 +50,10 @@ from ..quantize import (CALIBRATION_METHODS, INPUT_TYPES, activation_sqnr,
 from ..runtimes import onnx_session, run_onnx, run_tflite, run_torch, tflite_io
 from ..weights import load_model, sha256_file
 from ..quantize.equalize import equalize_blocks
+from ..preprocess import is_camera_input, pixels_to_input
+from ..stapp import (ST_APP_SCORE_RANGE, calibration_to_camera, fold_camera_input,
+                     prefilter_warnings, reorder_tflite_outputs, st_app_record,
+                     stedgeai_st_app_command, write_st_app_package)
 from .onnx_export import INPUT_NAME, export_onnx, op_counts
 from .tflite_export import onnx_to_tflite
 
@@ -96,6 +100,18 @@ class ExportConfig:
     progress: bool = True  #: progress bars and step lines on stderr
     verbose: bool = False  #: show TensorFlow / onnx2tf's own output
     strict: bool = False  #: fail (nothing written) when the linter finds an error in an artifact
+    #: int8 TFLite takes raw camera bytes exactly: uint8 input, scale 1/255, zero point 0, with
+    #: x = 2 y - 1 folded into the stem (stapp.fold_camera_input); needs input_type uint8
+    camera_input: bool = False
+    #: int8 TFLite output order: converter (as the TF Lite converter writes it) | st (ST's own
+    #: BlazeFace: 512x16, 512x1, 384x1, 384x16, what index-binding apps read)
+    output_order: str = "converter"
+    #: int8 range (lo, hi) of the score outputs; None = +-logit_saturation (the default; with
+    #: st_app: stapp.ST_APP_SCORE_RANGE, 0.039 logit per step)
+    score_range: tuple | None = None
+    #: ST FaceDetection drop-in: camera_input + output_order st + the st-app decode profile,
+    #: and an st_app/ folder to copy into ST's application (see blazeear_edge.stapp)
+    st_app: bool = False
 
     def __post_init__(self):
         self.formats = tuple(self.formats)
@@ -116,9 +132,33 @@ class ExportConfig:
                 raise BlazeEarError(f"{name} must be at least {lo}, got {getattr(self, name)}")
         if not 0.0 < self.score_thresh < 1.0 or not 0.0 < self.iou_thresh < 1.0:
             raise BlazeEarError("score_thresh and iou_thresh must lie strictly between 0 and 1")
+        self._check_st_app()
         if self.logit_saturation is not None and not self.logit_saturation > 0:
             raise BlazeEarError(f"logit_saturation must be positive (or None: no clip), got "
                                 f"{self.logit_saturation}")
+
+
+    def _check_st_app(self):
+        if self.st_app:
+            self.camera_input, self.output_order, self.input_type = True, "st", "uint8"
+            if self.score_range is None:
+                self.score_range = ST_APP_SCORE_RANGE
+        if self.output_order not in ("converter", "st"):
+            raise BlazeEarError(f"output_order must be converter or st, got {self.output_order!r}")
+        if self.camera_input and self.input_type != "uint8":
+            raise BlazeEarError("camera_input needs input_type uint8 (camera bytes in, scale "
+                                f"1/255, zero point 0), got input_type {self.input_type!r}")
+        if (self.camera_input or self.st_app or self.output_order == "st") and (
+                not self.int8 or "tflite" not in self.formats or self.outputs != "split"):
+            raise BlazeEarError("camera_input / output_order st / st_app apply to the int8 "
+                                "TFLite with split outputs: add --int8 and keep tflite and "
+                                "--outputs split")
+        if self.score_range is not None:
+            lo, hi = (float(v) for v in self.score_range)
+            if not lo < 0.0 < hi:
+                raise BlazeEarError(f"score_range must be (lo, hi) with lo < 0 < hi, got "
+                                    f"{self.score_range}")
+            self.score_range = (lo, hi)
 
 
 @dataclass
@@ -166,6 +206,7 @@ class ExportPlan:
     quant_report: dict = field(default_factory=dict)
     ref_outputs: list | None = None  # PyTorch outputs on the verification images
     lint: dict | None = None
+    st_app: dict | None = None  # stapp choices recorded in the manifest
 
     @property
     def name(self) -> str:
@@ -248,8 +289,9 @@ def make_plan(cfg: ExportConfig, model, root: Path, step) -> ExportPlan:
     plan = ExportPlan(
         cfg=cfg, root=root, model=model, reference=reference, info=info,
         anchors=resolve_anchors(cfg.anchors, info.default_anchors),
-        decode=DecodeConfig(score_thresh=cfg.score_thresh, iou_thresh=cfg.iou_thresh,
-                            nms=cfg.nms, max_candidates=cfg.max_candidates),
+        decode=_st_app_decode() if cfg.st_app else
+        DecodeConfig(score_thresh=cfg.score_thresh, iou_thresh=cfg.iou_thresh, nms=cfg.nms,
+                     max_candidates=cfg.max_candidates),
         specs=specs, onnx_layout=onnx_layout,
         onnx_specs=SPLIT_MAP_OUTPUTS if onnx_layout == "nchw" else specs,
         pad_mode=pad_mode, pad_choice=pad_choice, verify=verify, calib=calib,
@@ -402,17 +444,49 @@ def tflite_stages(plan: ExportPlan) -> None:
 def tflite_int8(plan: ExportPlan, saved_model: Path) -> None:
     """TF Lite converter full-integer int8 (per-channel weights, int8 outputs), verified."""
     cfg, sat = plan.cfg, plan.cfg.logit_saturation
-    plan.step(f"quantising TFLite (full-integer, per-channel, input {cfg.input_type}, "
-              f"int8 outputs, {plan.calib_methods['tflite']}, {len(plan.calib)} images) ...")
-    with quiet_native_output(not cfg.verbose):
-        blob = quantize_tflite(saved_model, plan.calib.nhwc, cfg.input_type,
-                               plan.calib_methods["tflite"],
-                               score_range=(-sat, sat) if sat else None)
+    plan.step(f"quantising TFLite (full-integer, per-channel, input {cfg.input_type}"
+              f"{' camera-exact' if cfg.camera_input else ''}, int8 outputs"
+              f"{' in ST order' if cfg.output_order == 'st' else ''}, "
+              f"{plan.calib_methods['tflite']}, {len(plan.calib)} images) ...")
+    calib, in_range = plan.calib.nhwc, None
+    score_range = cfg.score_range or ((-sat, sat) if sat else None)
+    with tempfile.TemporaryDirectory(dir=plan.root) as td:
+        if cfg.camera_input:  # the folded model (input y = p / 255), its own SavedModel
+            saved_model, calib, in_range = _camera_saved_model(plan, Path(td)), \
+                calibration_to_camera(plan.calib.nhwc), (0.0, 1.0)
+        with quiet_native_output(not cfg.verbose):
+            blob = quantize_tflite(saved_model, calib, cfg.input_type,
+                                   plan.calib_methods["tflite"], score_range=score_range,
+                                   input_range=in_range)
+    if cfg.output_order == "st":
+        blob = reorder_tflite_outputs(blob)
     plan.path("int8.tflite").write_bytes(blob)
     check_int8_tflite(plan.path("int8.tflite"))
     rec = tflite_artifact(plan, "int8_tflite", "TFLite int8", "int8")
     plan.quant_report["tflite"] = {"outputs_sqnr_db": rec["sqnr_db"],
                                    "outputs_sqnr_db_all_anchors": rec["sqnr_db_all_anchors"]}
+    if cfg.camera_input or cfg.output_order == "st" or cfg.score_range or cfg.st_app:
+        plan.st_app = st_app_record(cfg, plan.artifacts["int8_tflite"])
+    if plan.decode.st_prefilter:
+        plan.warnings += prefilter_warnings(plan.decode,
+                                            plan.artifacts["int8_tflite"].output_specs())
+
+
+def _camera_saved_model(plan: ExportPlan, td: Path) -> Path:
+    """onnx2tf SavedModel (in ``td``) of the camera-input fold of the exported model (stapp)."""
+    folded = fold_camera_input(plan.model)
+    src = td / "camera.onnx"
+    export_onnx(folded, src, opset=plan.cfg.opset, outputs=plan.cfg.outputs,
+                channel_pad=plan.pad_mode, layout="anchors")
+    with quiet_native_output(not plan.cfg.verbose):
+        saved, _ = onnx_to_tflite(src, td / "tf", calibration_to_camera(plan.calib.nhwc))
+    return saved
+
+
+def _st_app_decode() -> DecodeConfig:
+    from ..stapp import ST_APP_DECODE
+
+    return ST_APP_DECODE
 
 
 def tflite_artifact(plan: ExportPlan, key: str, label: str, precision: str) -> dict:
@@ -495,12 +569,25 @@ def write_manifest(plan: ExportPlan) -> ExportManifest:
         lint=plan.lint,
         stedgeai=_stedgeai(plan) if int8 else None,
         root=root)
-    write_json_atomic(root / MANIFEST_FILE, man.to_dict())
+    d = man.to_dict()
+    if plan.st_app is not None:
+        d["st_app"] = plan.st_app
+    write_json_atomic(root / MANIFEST_FILE, d)
+    if plan.cfg.st_app:
+        write_st_app_package(man, root / "st_app")
     return man
 
 
 def _stedgeai(plan: ExportPlan) -> dict:
-    return {"generate": stedgeai_command(f"{plan.name}_int8.tflite", plan.cfg.input_type),
+    return {**({"generate_st_app": stedgeai_st_app_command(f"{plan.name}_int8.tflite")}
+               if plan.cfg.st_app else {}),
+            "camera_note": "the int8 TFLite takes camera bytes exactly (q = p, see "
+                           "artifacts.int8_tflite.input.camera_mapping); the ONNX files keep the "
+                           "float input x = p / 127.5 - 1" if plan.cfg.camera_input else
+                           "with this input, --input-data-type uint8 feeds camera bytes p as "
+                           "q = p + offset, which is not the host's p / 127.5 - 1 (half an input "
+                           "step off); export with --camera-input or --st-app for camera bytes",
+            "generate": stedgeai_command(f"{plan.name}_int8.tflite", plan.cfg.input_type),
             "generate_onnx": (stedgeai_command(f"{plan.name}_int8.onnx", "float32")
                               + " --outputs-ch-position chlast")
             if "int8_onnx" in plan.artifacts else None,
@@ -529,13 +616,17 @@ def tool_versions() -> dict:
 def camera_mapping(scale: float, zero_point: int, dtype: str) -> dict:
     """How a camera pixel p (uint8 RGB, 0..255) becomes the model's quantised input q."""
     p = np.arange(256, dtype=np.float64)
-    info = np.iinfo(np.dtype(dtype))
-    q = np.clip(np.round((p / 127.5 - 1.0) / scale) + zero_point, info.min, info.max)
+    q = pixels_to_input(np.arange(256, dtype=np.uint8), np.dtype(dtype), scale,
+                        zero_point).astype(np.float64)
+    camera = is_camera_input(dtype, scale, zero_point)
     recon = (q - zero_point) * scale
+    if camera:  # the folded model's input y = p / 255 stands for x = 2 y - 1
+        recon = 2.0 * recon - 1.0
     off = q - p
     identity = bool(np.all(off == off[0]))
     return {
-        "formula": "q = clip(round((p / 127.5 - 1) / scale) + zero_point)",
+        "formula": ("q = p (camera-exact input: y = p / 255, x = 2 y - 1 folded into the stem)"
+                    if camera else "q = clip(round((p / 127.5 - 1) / scale) + zero_point)"),
         "pixel_offset": int(off[0]) if identity else None,
         "is_pixel_plus_offset": identity,
         "max_abs_error_float": float(np.abs(recon - (p / 127.5 - 1.0)).max()),

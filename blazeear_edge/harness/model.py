@@ -157,19 +157,21 @@ def config_initializer(cfg: DecodeConfig) -> str:
     nms = "BLAZEEAR_PP_NMS_HARD" if cfg.nms == "hard" else "BLAZEEAR_PP_NMS_WEIGHTED"
     return (f"{{{cfloat(cfg.score_thresh)}, {cfloat(cfg.iou_thresh)}, {cfloat(cfg.score_clip)}, "
             f"{nms}, {int(cfg.max_detections)}, {cfloat(cfg.x_scale)}, {cfloat(cfg.y_scale)}, "
-            f"{cfloat(cfg.w_scale)}, {cfloat(cfg.h_scale)}, {int(cfg.max_candidates)}}}")
+            f"{cfloat(cfg.w_scale)}, {cfloat(cfg.h_scale)}, {int(cfg.max_candidates)}, "
+            f"{int(bool(cfg.st_prefilter))}}}")
 
 
 def input_lut(inp: dict) -> tuple[str, np.ndarray] | None:
-    """Camera pixel p (0..255) -> the quantised input q = clip(round((p/127.5 - 1)/s) + zp),
-    for an int8/uint8 model input; None for a float input."""
+    """Camera pixel p (0..255) -> the quantised input (``preprocess.pixels_to_input``: q = p for
+    the camera-exact input, else clip(round((p/127.5 - 1)/s) + zp)), for an int8/uint8 model
+    input; None for a float input."""
     dtype = str(inp.get("dtype", "float32"))
     if dtype not in C_DTYPES or "scale" not in inp:
         return None
-    info = np.iinfo(C_DTYPES[dtype][2])
-    p = np.arange(256, dtype=np.float64)
-    q = np.clip(np.round((p / 127.5 - 1.0) / float(inp["scale"])) + int(inp.get("zero_point", 0)),
-                info.min, info.max).astype(np.int64)
+    from ..preprocess import pixels_to_input  # the one byte -> value mapping
+
+    q = pixels_to_input(np.arange(256, dtype=np.uint8), C_DTYPES[dtype][2],
+                        float(inp["scale"]), int(inp.get("zero_point", 0))).astype(np.int64)
     return dtype, q
 
 

@@ -222,31 +222,54 @@ def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray,
                     and _is_score_tensor(t.shape)):
                 q.min, q.max = [float(score_range[0])], [float(score_range[1])]
     if input_range is not None:  # the input's known range, not a calibrated one
-        for i in sub.inputs:
-            q = sub.tensors[i].quantization
-            if q is not None and q.min is not None:
-                q.min, q.max = [float(input_range[0])], [float(input_range[1])]
+        _set_input_range(model, input_range)
     return bytes(fu.convert_object_to_bytearray(model))
 
 
-def _fixed_ranges(calibrated: bytes, score_range) -> bytes:
+def _set_input_range(model, input_range) -> None:
+    """Give the graph input, and the output of a PAD / PADV2 reading it (the converter gives a
+    pad one quantisation for input and output, so a calibrated pad range would override the
+    input's), the known input range."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    sub = model.subgraphs[0]
+    pads = {schema.BuiltinOperator.PAD, schema.BuiltinOperator.PADV2}
+    targets = [int(i) for i in sub.inputs]
+    for op in sub.operators or []:
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        if kind in pads and len(op.inputs) and int(op.inputs[0]) in targets:
+            targets += [int(o) for o in op.outputs]
+    for i in targets:
+        q = sub.tensors[i].quantization
+        if q is not None and q.min is not None:
+            q.min, q.max = [float(input_range[0])], [float(input_range[1])]
+
+
+def _fixed_ranges(calibrated: bytes, score_range, input_range=None) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
     model = fu.convert_bytearray_to_object(bytearray(calibrated))
-    for t in model.subgraphs[0].tensors:
+    sub = model.subgraphs[0]
+    for t in sub.tensors:
         q = t.quantization
-        if q is not None and q.min is not None and len(q.min) == 1 and _is_score_tensor(t.shape):
+        if (score_range is not None and q is not None and q.min is not None and len(q.min) == 1
+                and _is_score_tensor(t.shape)):
             q.min, q.max = [float(score_range[0])], [float(score_range[1])]
+    if input_range is not None:  # the input's known range (camera input: [0, 1])
+        _set_input_range(model, input_range)
     return bytes(fu.convert_object_to_bytearray(model))
 
 
 def quantize_tflite(saved_model_dir: str | os.PathLike, calib_nhwc: np.ndarray,
                     input_type: str = "float32", method: str = "movavg",
-                    score_range=None) -> bytes:
+                    score_range=None, input_range=None) -> bytes:
     """Full-integer int8 TFLite (per-channel weights) with int8 outputs.
 
     ``method`` ``movavg`` (default) swaps the TF calibrator's global min/max for per-image
     moving averages before the converter quantises, as for ONNX; ``minmax`` keeps TF's own.
+    ``input_range`` (default [-1, 1] for movavg) is the input's known value range; the camera
+    input (``export --camera-input``) passes (0, 1).
     """
     import tensorflow as tf
     from tensorflow.lite.python.optimize import calibrator as _cal
@@ -267,15 +290,16 @@ def quantize_tflite(saved_model_dir: str | os.PathLike, calib_nhwc: np.ndarray,
     conv.inference_input_type = {"float32": tf.float32, "uint8": tf.uint8,
                                  "int8": tf.int8}[input_type]
     conv.inference_output_type = tf.int8
-    if method != "movavg" and score_range is None:
+    if method != "movavg" and score_range is None and input_range is None:
         return conv.convert()
     real = _cal.Calibrator.calibrate
 
     def calibrate(self, dataset_gen):
         calibrated = real(self, dataset_gen)
         if method != "movavg":
-            return _fixed_ranges(calibrated, score_range)
-        return _moving_average_ranges(calibrated, calib_nhwc, score_range=score_range)
+            return _fixed_ranges(calibrated, score_range, input_range)
+        return _moving_average_ranges(calibrated, calib_nhwc, score_range=score_range,
+                                      **({"input_range": input_range} if input_range else {}))
 
     _cal.Calibrator.calibrate = calibrate
     try:
