@@ -39,7 +39,8 @@ Layout of ``manifest.json`` (``schema`` = ``blazeear-edge/manifest/2``)::
       "verification": {"images", "source", "tolerances", <artifact id>: {...}},
       "lint": {<artifact id>: summary} | null,
       "quantization": {...choices and their effect} | null,
-      "stedgeai": {"generate", "generate_onnx", "note"} | null
+      "stedgeai": {"generate", "generate_onnx", "note", "camera_note", ...} | null,
+      "st_app": {...the ST-application choices, blazeear_edge.stapp} (only when made)
     }
 
 Schema 1 manifests (before 2026-11-29) are read too: their output quantisation (TFLite: the
@@ -317,6 +318,7 @@ class ExportManifest:
     lint: dict | None = None
     quantization: dict | None = None
     stedgeai: dict | None = None
+    st_app: dict | None = None  #: ST-application choices (blazeear_edge.stapp), if any
     root: Path = Path(".")
 
     # -- access -------------------------------------------------------------------------------
@@ -363,7 +365,8 @@ class ExportManifest:
             "anchors": self.anchors_info, "decode": self.decode.to_dict(),
             "calibration": self.calibration, "export": self.export.to_dict(),
             "verification": self.verification, "lint": self.lint,
-            "quantization": self.quantization, "stedgeai": self.stedgeai}
+            "quantization": self.quantization, "stedgeai": self.stedgeai,
+            **({"st_app": self.st_app} if self.st_app is not None else {})}
 
     @classmethod
     def from_dict(cls, d, where: str = MANIFEST_FILE, root: Path | None = None
@@ -389,7 +392,7 @@ class ExportManifest:
             input=f.get("input", "dict", {}), calibration=f.get("calibration", "dict"),
             verification=f.get("verification", "dict", {}), lint=f.get("lint", "dict"),
             quantization=f.get("quantization", "dict"), stedgeai=f.get("stedgeai", "dict"),
-            root=root or Path("."))
+            st_app=f.get("st_app", "dict"), root=root or Path("."))
 
 
 #: the name readers use

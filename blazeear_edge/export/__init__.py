@@ -567,12 +567,9 @@ def write_manifest(plan: ExportPlan) -> ExportManifest:
                       "reference": "pytorch fp32", "tolerances": plan.tolerances.to_dict(),
                       **{k: a.verification for k, a in plan.artifacts.items()}},
         lint=plan.lint,
-        stedgeai=_stedgeai(plan) if int8 else None,
+        stedgeai=_stedgeai(plan) if int8 else None, st_app=plan.st_app,
         root=root)
-    d = man.to_dict()
-    if plan.st_app is not None:
-        d["st_app"] = plan.st_app
-    write_json_atomic(root / MANIFEST_FILE, d)
+    write_json_atomic(root / MANIFEST_FILE, man.to_dict())
     if plan.cfg.st_app:
         write_st_app_package(man, root / "st_app")
     return man
