@@ -18,6 +18,18 @@ def add_arguments(p):
     p.add_argument("--calib-method", default="movavg",
                    choices=["movavg", "minmax", "percentile", "entropy"],
                    help="ONNX activation calibration (default movavg: MinMax with moving average)")
+    p.add_argument("--weight-rounding", default="adaround", choices=["adaround", "nearest"],
+                   help="how int8 weights are rounded: adaround (default) learns, per layer, "
+                        "whether each weight rounds up or down so the layer's output stays "
+                        "closest to the float model's on your calibration images (no labels); "
+                        "nearest = plain rounding (faster, less accurate)")
+    p.add_argument("--rounding-iterations", type=int, default=2000, metavar="N",
+                   help="AdaRound optimisation steps per layer (default 2000)")
+    p.add_argument("--thorough", action="store_true",
+                   help="slower, more careful int8: AdaRound with 10000 steps per layer")
+    p.add_argument("--bias-correction", action="store_true",
+                   help="after rounding, shift each layer's bias so its average output on the "
+                        "calibration images equals the float model's")
     p.add_argument("--score-clip", type=float, default=16.0,
                    help="saturate score logits to +-this in the graph so outlier logits do not "
                         "set the int8 output range (default 16; 0 = off)")
@@ -59,6 +71,9 @@ def run(args) -> int:
     cfg = ExportConfig(weights=args.weights, anchors=args.anchors, int8=args.int8,
                        calib=args.calib, calib_count=args.calib_count,
                        calib_method=args.calib_method,
+                       weight_rounding=args.weight_rounding,
+                       rounding_iterations=10000 if args.thorough else args.rounding_iterations,
+                       bias_correction=args.bias_correction,
                        graph_score_clip=args.score_clip or None,
                        equalize=not args.no_equalize, crop_boxes=args.crop_boxes,
                        images_root=args.images_root, seed=args.seed, formats=formats,

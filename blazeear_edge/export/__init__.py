@@ -46,6 +46,9 @@ class ExportConfig:
     calib: str | None = None  #: calibration source: folder, CSV, COCO json, .npz; None = builtin
     calib_count: int = 200  #: images used for calibration
     calib_method: str = "movavg"  #: ONNX calibration: movavg | minmax | percentile | entropy
+    weight_rounding: str = "adaround"  #: int8 weights: adaround | nearest (quantize.rounding)
+    rounding_iterations: int = 2000  #: AdaRound iterations per layer (10000 = thorough)
+    bias_correction: bool = False  #: fold each conv's int8-vs-fp32 mean output shift into its bias
     graph_score_clip: float | None = 16.0  #: saturate logits in the graph (bounds int8 range)
     equalize: bool = True  #: cross-layer equalisation of depthwise -> pointwise pairs
     crop_boxes: bool = False  #: add crops around labelled boxes (CSV / COCO sources)
@@ -241,6 +244,11 @@ def export(cfg: ExportConfig) -> ExportResult:
         raise BlazeEarError(f"--input-type must be one of {', '.join(INPUT_TYPES)}")
     if cfg.calib_method not in CALIBRATION_METHODS:
         raise BlazeEarError(f"--calib-method must be one of {', '.join(CALIBRATION_METHODS)}")
+    if cfg.weight_rounding not in ("adaround", "nearest"):
+        raise BlazeEarError("--weight-rounding must be adaround or nearest")
+    if cfg.weight_rounding == "adaround" and cfg.rounding_iterations <= 0:
+        raise BlazeEarError(f"--rounding-iterations must be positive, got "
+                            f"{cfg.rounding_iterations}")
     if cfg.channel_pad not in ("auto", "pad", "concat", "conv"):
         raise BlazeEarError("--channel-pad must be auto, pad, concat or conv")
     if cfg.outputs not in ("split", "concat"):
@@ -361,6 +369,9 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
          "reference_magnitude": FP32_REF_MAGNITUDE,
          "images": len(verify)})
     quant_report: dict = {}
+    # -- int8 weights prepared on their grid (quantize.rounding; both int8 artifacts) ----------
+    prepared = _prepare_int8_weights(cfg, model, calib, step) if cfg.int8 else None
+    int8_model = prepared.model if prepared is not None else model
 
     # -- ONNX int8 -----------------------------------------------------------------------------
     if cfg.int8 and "onnx" in formats:
@@ -368,11 +379,29 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
         step(f"quantising ONNX (QDQ, per-channel int8, {cfg.calib_method}, "
              f"{len(calib)} images) ...")
         clip = cfg.graph_score_clip
-        quantize_onnx(fp32_onnx, int8_onnx, calib.nchw, cfg.calib_method, INPUT_NAME,
-                      global_range_outputs=[] if clip else
-                      [s.name for s in specs if s.kind == "scores"],
-                      fixed_output_ranges={s.name: (-clip, clip) for s in specs
-                                           if s.kind == "scores"} if clip else None)
+        q_kw = dict(global_range_outputs=[] if clip else
+                    [s.name for s in specs if s.kind == "scores"],
+                    fixed_output_ranges={s.name: (-clip, clip) for s in specs
+                                         if s.kind == "scores"} if clip else None)
+        with tempfile.TemporaryDirectory(dir=root) as td:
+            src_onnx, w_over = fp32_onnx, None
+            if prepared is not None:  # the on-grid float model, its grid pinned for ORT
+                from ..quantize.rounding import weight_overrides
+
+                src_onnx = Path(td) / "ongrid.onnx"
+                export_onnx(int8_model, src_onnx, opset=cfg.opset, outputs=cfg.outputs,
+                            channel_pad=pad_mode, layout=onnx_layout)
+                w_over = weight_overrides(src_onnx)
+                before = Path(td) / "nearest_int8.onnx"  # the un-prepared int8, for the record
+                quantize_onnx(fp32_onnx, before, calib.nchw, cfg.calib_method, INPUT_NAME, **q_kw)
+                b_out = run_onnx(before, verify.nchw, onnx_specs)
+                prepared.report["before"] = {
+                    "what": "int8 ONNX with round-to-nearest weights, same calibration",
+                    "sqnr_db": _sqnr(ref, b_out, specs)[1],
+                    "detections": _detection_parity(ref, b_out, specs, specs, anchors.table,
+                                                     decode_cfg)}
+            quantize_onnx(src_onnx, int8_onnx, calib.nchw, cfg.calib_method, INPUT_NAME,
+                          weight_overrides=w_over, **q_kw)
         oq = onnx_output_quantization(int8_onnx)
         q_out = run_onnx(int8_onnx, verify.nchw, onnx_specs)
         sq_all, sq = _sqnr(ref, q_out, specs)
@@ -393,6 +422,8 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
              "relevant_score": RELEVANT_SCORE, "detections": det, "images": len(verify)})
         step(f"ONNX int8: SQNR {_fmt_sqnr(sq)}; detections matched "
              f"{det['matched']}/{det['ref']} (extra {det['extra']})")
+        if prepared is not None:
+            prepared.report["after"] = {"sqnr_db": sq, "detections": det}
         step("per-tensor quantisation error (onnxruntime qdq_loss_debug) ...")
         layers = activation_sqnr(fp32_onnx, int8_onnx, verify.nchw[:8], INPUT_NAME)
         quant_report["onnx"] = {"outputs_sqnr_db": sq, "outputs_sqnr_db_all_anchors": sq_all,
@@ -435,6 +466,13 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
                 step(f"quantising TFLite (full-integer, per-channel, input {cfg.input_type}, "
                      f"int8 outputs, {len(calib)} images) ...")
                 clip = cfg.graph_score_clip
+                if prepared is not None:  # the same on-grid weights through onnx2tf
+                    src2 = Path(td) / "ongrid" / fp32_onnx.name
+                    src2.parent.mkdir()
+                    export_onnx(int8_model, src2, opset=cfg.opset, outputs=cfg.outputs,
+                                channel_pad=pad_mode, layout="anchors")
+                    with quiet_native_output(not getattr(cfg, "verbose", False)):
+                        saved, _ = onnx_to_tflite(src2, Path(td) / "tf_ongrid", calib.nhwc)
                 with quiet_native_output():
                     blob = quantize_tflite(saved, calib.nhwc, cfg.input_type,
                                            "movavg" if cfg.calib_method == "movavg"
@@ -480,6 +518,9 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
         calib_info = dict(calib.provenance)
         calib_info["file"] = "calib.npz"
         calib_info["method"] = cfg.calib_method
+    if prepared is not None:
+        calib_info["weights"] = {k: v for k, v in prepared.report.items() if k != "layers"}
+        quant_report["weights"] = prepared.report
     verification = {"images": len(verify), "source": verify.provenance,
                     "fp32_tolerance": FP32_TOLERANCE, "sqnr_warn_db": SQNR_WARN_DB}
     for k, a in artifacts.items():
@@ -531,6 +572,23 @@ def _export_into(root: Path, cfg: ExportConfig, model, info, anchors, name, step
                      "check": _figure(a["verification"]),
                      "lint": (lint_summary or {}).get(k, {}).get("verdict", "-")})
     return ExportResult(root, manifest, rows)
+
+
+def _prepare_int8_weights(cfg: ExportConfig, model, calib, step):
+    """The int8 weight lever (``quantize.rounding.prepare_weights``), or None for plain
+    round-to-nearest without bias correction (the quantisers then round by themselves)."""
+    if cfg.weight_rounding == "nearest" and not cfg.bias_correction:
+        return None
+    from ..quantize.rounding import prepare_weights
+
+    what = (f"AdaRound {cfg.rounding_iterations} iterations/layer"
+            if cfg.weight_rounding == "adaround" else "round-to-nearest")
+    step(f"int8 weights: {what}{' + bias correction' if cfg.bias_correction else ''} "
+         f"(fp32 model as teacher, {min(len(calib), 64)} calibration images) ...")
+    prepared = prepare_weights(model, calib.nchw, cfg.weight_rounding, cfg.rounding_iterations,
+                               cfg.bias_correction, progress=cfg.progress)
+    step(f"int8 weights ready in {prepared.report['seconds']:.1f} s")
+    return prepared
 
 
 def _torch_reference(model, outputs):
