@@ -66,8 +66,9 @@ class ImageSet:
 # ---------------------------------------------------------------------------------------------
 # sources
 # ---------------------------------------------------------------------------------------------
-def builtin_samples() -> list[Sample]:
-    """Images that ship inside installed packages: scikit-image photos + LFW crops."""
+def builtin_samples(composites: bool = True) -> list[Sample]:
+    """Images that ship inside installed packages: scikit-image photos + LFW crops, and (with
+    ``composites``) camera-like frames composed from them (:mod:`.composite`)."""
     from skimage import data
 
     out = []
@@ -87,6 +88,10 @@ def builtin_samples() -> list[Sample]:
     for i, crop in enumerate(lfw):
         kind = "face" if i < 100 else "nonface"
         out.append(Sample(f"skimage:lfw_subset[{i}]:{kind}", array=as_rgb(crop)))
+    if composites:
+        from .composite import composite_samples
+
+        out += composite_samples(out)
     return out
 
 
