@@ -236,7 +236,8 @@ def _ms(vals, fmt="{:.3f}"):
         return "-"
     if len(vals) == 1:
         return fmt.format(vals[0])
-    return f"{fmt.format(statistics.mean(vals))} ± {fmt.format(statistics.stdev(vals))}"
+    return (f"{fmt.format(statistics.mean(vals))} ± "
+            f"{fmt.replace('+', '').format(statistics.stdev(vals))}")
 
 
 def summarise(results: dict, fp32: dict, meta: dict) -> str:
