@@ -38,7 +38,7 @@ Levers (each measured on real photos by ``benchmarks/bench_int8.py``):
 Why by hand: the maintained libraries (AIMET ``aimet-onnx``, AMD Quark, NNCF) work on an ONNX graph
 and export their own weight scales; the TFLite artifact is converted from the PyTorch model by
 onnx2tf and the TF Lite converter, so the rounding has to live in the float weights on the grid
-the converter recomputes. See README "Int8 that keeps float accuracy".
+the converter recomputes. See docs/int8.md.
 """
 
 from __future__ import annotations
