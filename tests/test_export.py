@@ -380,7 +380,7 @@ def test_cli_export_options_are_the_config_fields():
     defaults = {f.name: f.default for f in fields(ExportConfig)}
     mapped = {"formats": ",".join(defaults["formats"]), "equalize": None, "progress": None}
     for name, value in args.items():
-        if name in ("no_equalize", "quiet"):
+        if name in ("no_equalize", "quiet", "thorough"):
             continue
         assert name in defaults, f"--{name.replace('_', '-')} is not an ExportConfig field"
         want = mapped.get(name, defaults[name])

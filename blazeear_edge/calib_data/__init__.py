@@ -73,8 +73,9 @@ class ImageSet:
 # ---------------------------------------------------------------------------------------------
 # sources
 # ---------------------------------------------------------------------------------------------
-def builtin_samples() -> list[Sample]:
-    """Images that ship inside installed packages: scikit-image photos + LFW crops."""
+def builtin_samples(composites: bool = True) -> list[Sample]:
+    """Images that ship inside installed packages: scikit-image photos + LFW crops, and (with
+    ``composites``) camera-like frames composed from them (:mod:`.composite`)."""
     from skimage import data
 
     out = []
@@ -94,6 +95,10 @@ def builtin_samples() -> list[Sample]:
     for i, crop in enumerate(lfw):
         kind = "face" if i < 100 else "nonface"
         out.append(Sample(f"skimage:lfw_subset[{i}]:{kind}", array=as_rgb(crop)))
+    if composites:
+        from .composite import composite_samples
+
+        out += composite_samples(out)
     return out
 
 
@@ -348,6 +353,15 @@ def evaluation_images(images=None, count: int | None = None, images_root=None,
     return ims, what
 
 
+#: what the built-in verification images are (recorded in the manifest, printed by export)
+BUILTIN_HOLDOUT_NOTE = (
+    "built-in hold-out, not used for calibration: the astronaut photo and 40 upscaled 25x25 "
+    "grey LFW crops. These are not camera frames: int8 losses on real photos (extra or "
+    "missed detections) can stay invisible here; check on your own frames with "
+    "'blazeear-edge parity EXPORT --images DIR' or calibrate with --calib DIR, which holds "
+    "out part of your images for this check")
+
+
 def verification_images(calib=None, images_root=None, *, calib_count: int = 200,
                         verify_count: int = 32, seed: int = 0, progress: bool = False):
     """Export's verification images: the built-in hold-out, or a seeded part of the user's
@@ -356,7 +370,7 @@ def verification_images(calib=None, images_root=None, *, calib_count: int = 200,
     src = calib if calib and not str(calib).endswith(".npz") else None
     kind, samples = resolve_source(src, images_root)
     if kind == "builtin":
-        held, note = builtin_holdout(samples), "built-in hold-out, not used for calibration"
+        held, note = builtin_holdout(samples), BUILTIN_HOLDOUT_NOTE
     elif len(samples) >= calib_count + 8 or len(samples) >= 2 * verify_count:
         rng = np.random.default_rng(seed + 1)
         idx = rng.permutation(len(samples))[:min(verify_count, len(samples) // 4)]

@@ -8,6 +8,7 @@ HELP = "export to ONNX and TFLite (fp32; per-channel int8 with --int8), verify, 
 def add_arguments(p):
     from ..postprocess import DEFAULT_MAX_CANDIDATES, NMS_KINDS
     from ..quantize import CALIBRATION_METHODS, INPUT_TYPES
+    from ..quantize.rounding import ROUNDING_METHODS
 
     p.add_argument("--weights", default="mediapipe",
                    help="checkpoint: 'mediapipe' (default, bundled), .pth or .tflite")
@@ -21,6 +22,20 @@ def add_arguments(p):
     p.add_argument("--calib-method", default="movavg",
                    choices=CALIBRATION_METHODS,
                    help="ONNX activation calibration (default movavg: MinMax with moving average)")
+    p.add_argument("--weight-rounding", default="adaround", choices=ROUNDING_METHODS,
+                   help="how int8 weights are rounded: adaround (default) learns, per layer, "
+                        "whether each weight rounds up or down so the layer's output stays "
+                        "closest to the float model's on your calibration images (no labels); "
+                        "nearest = plain rounding (faster, less accurate)")
+    p.add_argument("--rounding-iterations", type=int, default=2000, metavar="N",
+                   help="AdaRound optimisation steps per layer (default 2000)")
+    p.add_argument("--thorough", action="store_true",
+                   help="slower, more careful int8: AdaRound with 10000 steps per layer "
+                        "(a few minutes, with a progress bar)")
+    p.add_argument("--bias-correction", action="store_true",
+                   help="after rounding, shift each layer's bias so its average output on the "
+                        "calibration images equals the float model's (measured: worse on real "
+                        "photos for the default model; see docs/int8.md)")
     p.add_argument("--logit-saturation", "--score-clip", dest="logit_saturation", type=float,
                    default=16.0, metavar="S",
                    help="clip the score logits to [-S, S] inside the graph, which is also their "
@@ -96,6 +111,9 @@ def run(args) -> int:
     cfg = ExportConfig(weights=args.weights, anchors=args.anchors, int8=args.int8,
                        calib=args.calib, calib_count=args.calib_count,
                        calib_method=args.calib_method,
+                       weight_rounding=args.weight_rounding,
+                       rounding_iterations=10000 if args.thorough else args.rounding_iterations,
+                       bias_correction=args.bias_correction,
                        logit_saturation=args.logit_saturation or None,
                        equalize=not args.no_equalize, crop_boxes=args.crop_boxes,
                        images_root=args.images_root, seed=args.seed, formats=formats,

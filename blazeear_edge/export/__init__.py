@@ -37,7 +37,8 @@ import numpy as np
 
 from .._native import quiet_native_output
 from ..anchors import resolve_anchors
-from ..calib_data import build_calibration, save_npz, verification_images
+from ..calib_data import (BUILTIN_HOLDOUT_NOTE, build_calibration, save_npz,
+                          verification_images)
 from ..compare import RELEVANT_SCORE, RuntimeResult, Tolerances, compare_runtime
 from ..errors import BlazeEarError
 from ..lint import lint_model
@@ -50,6 +51,7 @@ from ..quantize import (CALIBRATION_METHODS, INPUT_TYPES, activation_sqnr,
 from ..runtimes import onnx_session, run_onnx, run_tflite, run_torch, tflite_io
 from ..weights import load_model, sha256_file
 from ..quantize.equalize import equalize_blocks
+from ..quantize.rounding import ROUNDING_METHODS, prepare_weights, weight_overrides
 from ..preprocess import is_camera_input, pixels_to_input
 from ..stapp import (ST_APP_SCORE_RANGE, calibration_to_camera, fold_camera_input,
                      prefilter_warnings, reorder_tflite_outputs, st_app_record,
@@ -77,6 +79,12 @@ class ExportConfig:
     #: activation calibration: movavg | minmax | percentile | entropy (the TF Lite converter
     #: has movavg and minmax only: it uses minmax for the other two, recorded per format)
     calib_method: str = "movavg"
+    #: int8 weights: adaround (per layer, learn whether each weight rounds up or down so the
+    #: layer's output stays closest to the fp32 model's on the calibration images; no labels)
+    #: | nearest (plain rounding). Both int8 artifacts get the same integers (quantize.rounding)
+    weight_rounding: str = "adaround"
+    rounding_iterations: int = 2000  #: AdaRound iterations per layer (--thorough: 10000)
+    bias_correction: bool = False  #: fold each conv's int8-vs-fp32 mean output shift into its bias
     #: clip the score logits to [-s, s] in the graph, which is also their int8 range (None: no
     #: clip). Not the decode's sigmoid pre-clip (DecodeConfig.score_clip).
     logit_saturation: float | None = 16.0
@@ -120,6 +128,7 @@ class ExportConfig:
             raise BlazeEarError(f"formats: unknown value(s) {', '.join(bad) or '(empty)'}; "
                                 f"choose from {', '.join(FORMATS)}")
         for name, choices in (("calib_method", CALIBRATION_METHODS), ("input_type", INPUT_TYPES),
+                              ("weight_rounding", ROUNDING_METHODS),
                               ("outputs", get_args(Outputs)), ("onnx_layout",
                                                                get_args(OnnxLayout)),
                               ("channel_pad", get_args(ChannelPad)), ("nms", NMS_KINDS)):
@@ -127,6 +136,7 @@ class ExportConfig:
                 raise BlazeEarError(f"{name} must be one of {', '.join(choices)}, got "
                                     f"{getattr(self, name)!r}")
         for name, lo in (("calib_count", 1), ("verify_count", 1), ("opset", 7),
+                         ("rounding_iterations", 1),
                          ("max_candidates", 0)):
             if getattr(self, name) < lo:
                 raise BlazeEarError(f"{name} must be at least {lo}, got {getattr(self, name)}")
@@ -205,6 +215,8 @@ class ExportPlan:
     artifacts: dict = field(default_factory=dict)  # key -> ArtifactEntry
     quant_report: dict = field(default_factory=dict)
     ref_outputs: list | None = None  # PyTorch outputs on the verification images
+    int8_model: object | None = None  # the model with its weights on the int8 grid (rounding)
+    weights_report: dict | None = None  # what the weight rounding did (manifest: calibration)
     lint: dict | None = None
     st_app: dict | None = None  # stapp choices recorded in the manifest
 
@@ -232,6 +244,8 @@ def export(cfg: ExportConfig) -> ExportResult:
         step(f"loaded {plan.info.description} ({plan.info.kind}, sha256 "
              f"{plan.info.sha256[:12]}...); anchors: {plan.anchors.kind}; writing {out_dir}")
         onnx_fp32(plan)
+        if cfg.int8:
+            prepare_int8_weights(plan)
         if cfg.int8 and "onnx" in cfg.formats:
             onnx_int8(plan)
         if "tflite" in cfg.formats:
@@ -313,7 +327,12 @@ def _report_images(plan: ExportPlan) -> None:
     if cfg.int8 and "tflite" in cfg.formats and plan.calib_methods["tflite"] != cfg.calib_method:
         plan.warnings.append(f"calib_method {cfg.calib_method}: the TF Lite converter has no "
                              f"such method; the int8 TFLite uses minmax (recorded per format)")
-    plan.step(f"verification: {len(plan.verify)} images ({plan.verify.provenance['note']})")
+    note = plan.verify.provenance["note"]
+    plan.step(f"verification: {len(plan.verify)} images ({note.split(':')[0]})")
+    if cfg.int8 and note == BUILTIN_HOLDOUT_NOTE:
+        plan.warnings.append("int8 verified on the built-in hold-out only (not camera frames): "
+                             "check on your own frames with 'blazeear-edge parity EXPORT "
+                             "--images DIR'")
 
 
 def _report_channel_pad(plan: ExportPlan) -> None:
@@ -403,12 +422,23 @@ def onnx_int8(plan: ExportPlan) -> None:
               f"{len(plan.calib)} images) ...")
     sat = cfg.logit_saturation
     scores = [s.name for s in plan.specs if s.kind == "scores"]
-    quantize_onnx(fp32, path, plan.calib.nchw, cfg.calib_method, INPUT_NAME,
-                  global_range_outputs=[] if sat else scores,
-                  fixed_output_ranges={n: (-sat, sat) for n in scores} if sat else None)
+    kw = dict(global_range_outputs=[] if sat else scores,
+              fixed_output_ranges={n: (-sat, sat) for n in scores} if sat else None)
+    with tempfile.TemporaryDirectory(dir=plan.root) as td:
+        src, overrides = fp32, None
+        if plan.int8_model is not None:  # the on-grid float model, its grid pinned for ORT
+            src = Path(td) / "ongrid.onnx"
+            export_onnx(plan.int8_model, src, opset=cfg.opset, outputs=cfg.outputs,
+                        channel_pad=plan.pad_mode, layout=plan.onnx_layout)
+            overrides = weight_overrides(src)
+            _record_nearest(plan, fp32, Path(td) / "nearest_int8.onnx", kw)
+        quantize_onnx(src, path, plan.calib.nchw, cfg.calib_method, INPUT_NAME,
+                      weight_overrides=overrides, **kw)
     oq = onnx_output_quantization(path)
     raw = run_onnx(path, plan.verify.nchw, plan.onnx_specs)
     res = verify_artifact(plan, path, "int8_onnx", "ONNX int8", "int8", raw, plan.onnx_specs)
+    if plan.weights_report is not None:
+        plan.weights_report["after"] = _parity_figures(res)
     outs = [OutputEntry(s, {"dtype": "int8", "scale": oq[s.name][0],
                             "zero_point": oq[s.name][1]} if s.name in oq else None)
             for s in plan.onnx_specs]
@@ -419,6 +449,44 @@ def onnx_int8(plan: ExportPlan) -> None:
         "outputs_sqnr_db": rec["sqnr_db"], "outputs_sqnr_db_all_anchors":
             rec["sqnr_db_all_anchors"], "images": min(8, len(plan.verify)),
         "tensors": activation_sqnr(fp32, path, plan.verify.nchw[:8], INPUT_NAME)}
+
+
+def prepare_int8_weights(plan: ExportPlan) -> None:
+    """The int8 weight lever (:func:`blazeear_edge.quantize.rounding.prepare_weights`): the
+    model with every conv weight on the per-channel int8 grid both quantisers recompute, so the
+    learned rounding reaches the ONNX and the TFLite artifact alike. Nothing for plain
+    round-to-nearest without bias correction (the quantisers then round by themselves)."""
+    cfg = plan.cfg
+    if cfg.weight_rounding == "nearest" and not cfg.bias_correction:
+        return
+    what = (f"AdaRound {cfg.rounding_iterations} iterations/layer"
+            if cfg.weight_rounding == "adaround" else "round-to-nearest")
+    plan.step(f"int8 weights: {what}{' + bias correction' if cfg.bias_correction else ''} "
+              f"(fp32 model as teacher, {min(len(plan.calib), 64)} calibration images) ...")
+    prepared = prepare_weights(plan.model, plan.calib.nchw, cfg.weight_rounding,
+                               cfg.rounding_iterations, cfg.bias_correction,
+                               progress=cfg.progress)
+    plan.step(f"int8 weights ready in {prepared.report['seconds']:.1f} s")
+    plan.int8_model, plan.weights_report = prepared.model, prepared.report
+
+
+def _parity_figures(res: RuntimeResult) -> dict:
+    rec = res.record()
+    return {"sqnr_db": rec["sqnr_db"], "detections": rec.get("detections"),
+            "verdict": rec["verdict"]}
+
+
+def _record_nearest(plan: ExportPlan, fp32: Path, path: Path, kw: dict) -> None:
+    """The int8 ONNX with round-to-nearest weights and the same calibration, judged on the same
+    images: the "before" of the weight rounding's record."""
+    quantize_onnx(fp32, path, plan.calib.nchw, plan.cfg.calib_method, INPUT_NAME, **kw)
+    res = RuntimeResult("int8_onnx", "ONNX int8 (nearest)", "int8", "onnx")
+    compare_runtime(res, plan.ref_outputs, plan.specs,
+                    run_onnx(path, plan.verify.nchw, plan.onnx_specs), plan.onnx_specs,
+                    plan.anchors.table, plan.decode, plan.tolerances.int8)
+    plan.weights_report["before"] = {
+        "what": "int8 ONNX with round-to-nearest weights, same calibration",
+        **_parity_figures(res)}
 
 
 def tflite_stages(plan: ExportPlan) -> None:
@@ -437,6 +505,14 @@ def tflite_stages(plan: ExportPlan) -> None:
             saved, f32 = onnx_to_tflite(src, Path(td) / "tf", plan.calib.nhwc)
         shutil.copyfile(f32, plan.path("fp32.tflite"))
         tflite_artifact(plan, "fp32_tflite", "TFLite fp32", "fp32")
+        if plan.cfg.int8 and plan.int8_model is not None and not plan.cfg.camera_input:
+            # the same on-grid weights as the int8 ONNX (camera input folds its own model)
+            src2 = Path(td) / "ongrid" / src.name
+            src2.parent.mkdir()
+            export_onnx(plan.int8_model, src2, opset=plan.cfg.opset, outputs=plan.cfg.outputs,
+                        channel_pad=plan.pad_mode, layout="anchors")
+            with quiet_native_output(not plan.cfg.verbose):
+                saved, _ = onnx_to_tflite(src2, Path(td) / "tf_ongrid", plan.calib.nhwc)
         if plan.cfg.int8:
             tflite_int8(plan, saved)
 
@@ -474,7 +550,7 @@ def tflite_int8(plan: ExportPlan, saved_model: Path) -> None:
 
 def _camera_saved_model(plan: ExportPlan, td: Path) -> Path:
     """onnx2tf SavedModel (in ``td``) of the camera-input fold of the exported model (stapp)."""
-    folded = fold_camera_input(plan.model)
+    folded = fold_camera_input(plan.int8_model if plan.int8_model is not None else plan.model)
     src = td / "camera.onnx"
     export_onnx(folded, src, opset=plan.cfg.opset, outputs=plan.cfg.outputs,
                 channel_pad=plan.pad_mode, layout="anchors")
@@ -539,6 +615,10 @@ def write_manifest(plan: ExportPlan) -> ExportManifest:
         save_npz(plan.calib, root / "calib.npz")
         calib_info = {**plan.calib.provenance, "file": "calib.npz",
                       "method": dict(plan.calib_methods)}
+        if plan.weights_report is not None:
+            calib_info["weights"] = {k: v for k, v in plan.weights_report.items()
+                                     if k != "layers"}
+            plan.quant_report["weights"] = plan.weights_report
     if plan.quant_report:
         write_json_atomic(root / "quant_report.json", plan.quant_report)
     int8 = [k for k in ("int8_tflite", "int8_onnx") if k in plan.artifacts]

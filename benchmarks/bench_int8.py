@@ -1,0 +1,390 @@
+"""Int8 fidelity on real photos: every artifact of ``export --int8``, measured on photos that
+calibration never saw, over several calibration draws, per quantisation method.
+
+    python benchmarks/bench_int8.py [--data ../shared/data/ear210] [--draws 5]
+        [--methods nearest,adaround] [--calibs real,builtin] [--models face,ear] [--write-readme]
+
+Data (``--data``, default ``../shared/data/ear210`` beside the repository): ``val_coco.json``
+(18 photos) is the calibration split, ``train_coco.json`` (77 photos) the measurement split, both
+full-size photos letterboxed as ``detect`` does. A draw is a seeded subset of the calibration
+split (``--draw-size``, default 15 of 18) for ``real``, or a seeded subset of the built-in set
+(``--builtin-count`` images) for ``builtin``; every method is run on the same draws, so method
+differences are paired.
+
+Per draw and method the script calls the public ``export(ExportConfig(..., int8=True))`` and runs
+the int8 ONNX and int8 TFLite it wrote on the measurement split:
+
+* AP50 and AP@[.5:.95] (pycocotools, ``evaluate.coco_metrics``): for the face model (default
+  MediaPipe weights) against the fp32 PyTorch model's own detections at the deployment threshold
+  (0.5); for the ear model (``--ear-weights``, the upstream BlazeEar checkpoint) against the COCO
+  ear boxes. Detections are decoded at 0.05 (as ``evaluate`` does) and mapped to image pixels.
+* detection parity against fp32 PyTorch at 0.5 (``metrics.match_detections``, IoU 0.5): recall
+  (matched / fp32), precision (matched / int8), extra detections, mean IoU, max score and
+  keypoint error (pixels of the 128 input);
+* per-output SQNR over relevant anchors (fp32 score >= 0.05, ``parity.tensor_stats``), the worst.
+
+fp32 outputs are computed once per model; per-run results are cached as JSON under ``--cache``
+(keyed by model, calibration, draw and method), so adding a method re-runs only that method.
+``--write-readme`` regenerates the table between the markers in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+from _common import cpu_name  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+BEGIN, END = "<!-- int8-table:begin -->", "<!-- int8-table:end -->"
+
+#: method name -> ExportConfig keyword arguments (fields missing from ExportConfig are an error).
+METHODS = {
+    "nearest": {"weight_rounding": "nearest", "bias_correction": False},
+    "bias": {"weight_rounding": "nearest", "bias_correction": True},
+    "adaround500": {"weight_rounding": "adaround", "rounding_iterations": 500,
+                    "bias_correction": False},
+    "adaround": {"weight_rounding": "adaround", "rounding_iterations": 2000,
+                 "bias_correction": False},
+    "adaround+bias": {"weight_rounding": "adaround", "rounding_iterations": 2000,
+                      "bias_correction": True},
+    "adaround10k": {"weight_rounding": "adaround", "rounding_iterations": 10000,
+                    "bias_correction": False},
+    "percentile": {"weight_rounding": "nearest", "bias_correction": False,
+                   "calib_method": "percentile"},
+    "default": {},
+}
+
+
+def _config_kwargs(method: str) -> dict:
+    from blazeear_edge.export import ExportConfig
+
+    kw = dict(METHODS[method])
+    fields = ExportConfig.__dataclass_fields__
+    # "nearest" before the rounding options existed is the same export (today's default)
+    if method == "nearest" and "weight_rounding" not in fields:
+        kw = {}
+    bad = [k for k in kw if k not in fields]
+    if bad:
+        raise SystemExit(f"method {method}: ExportConfig has no field(s) {', '.join(bad)}")
+    return kw
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+def _coco_images(path: Path):
+    from blazeear_edge.calib_data import coco_samples
+
+    return coco_samples(path)
+
+
+def load_eval(data: Path):
+    """The measurement split, letterboxed (kept) as ``detect`` does."""
+    from blazeear_edge.calib_data import load_images
+    from blazeear_edge.evaluate import load_ground_truth
+
+    gt = load_ground_truth(data / "train_coco.json")
+    from blazeear_edge.calib_data import Sample
+
+    ids = gt.image_ids
+    ims = load_images([Sample(str(i), path=gt.paths[i]) for i in ids], shuffle=False,
+                      progress=False, source="ear210 train", kind="coco")
+    by_name = {str(i): i for i in ids}
+    img_ids = [by_name[n] for n in ims.names]
+    return gt, ims, img_ids
+
+
+def calib_draw(kind: str, draw: int, args, workdir: Path) -> str:
+    """A calibration source for ``ExportConfig.calib``: an .npz of the draw's images."""
+    from blazeear_edge.calib_data import build_calibration, load_images, save_npz
+
+    path = workdir / f"calib_{kind}_{draw}.npz"
+    if path.exists():
+        return str(path)
+    if kind == "real":
+        samples = _coco_images(args.data / "val_coco.json")
+        rng = np.random.default_rng(1000 + draw)
+        pick = [samples[int(i)] for i in rng.permutation(len(samples))[:args.draw_size]]
+        ims = load_images(pick, shuffle=False, progress=False, source="ear210 val draw",
+                          kind="coco")
+    elif kind == "builtin-lfw":  # the built-in set before the composites (scenes + LFW crops)
+        from blazeear_edge.calib_data import builtin_holdout, builtin_samples
+
+        samples = builtin_samples(composites=False)
+        held = {s.name for s in builtin_holdout(samples)}
+        ims = load_images([s for s in samples if s.name not in held], count=args.builtin_count,
+                          seed=draw, progress=False, source="builtin-lfw", kind="builtin")
+    else:
+        ims = build_calibration(None, args.builtin_count, seed=draw, progress=False)
+    save_npz(ims, path)
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring
+# ---------------------------------------------------------------------------------------------
+def _decode_all(raw, table, specs, ims, img_ids, thresh):
+    from blazeear_edge.evaluate import to_coco_dets
+    from blazeear_edge.postprocess import DecodeConfig, decode_outputs
+
+    cfg = DecodeConfig(score_thresh=thresh)
+    coco, dets128 = [], []
+    for r, lb, iid in zip(raw, ims.letterboxes, img_ids):
+        coco += to_coco_dets(decode_outputs(r, table, cfg, specs, letterbox=lb), iid,
+                             lb.width, lb.height)
+        dets128.append(decode_outputs(r, table, DecodeConfig(score_thresh=0.5), specs))
+    return coco, dets128
+
+
+class Reference:
+    """fp32 PyTorch outputs, detections and the AP ground truth of one model."""
+
+    def __init__(self, model_key: str, weights: str, gt, ims, img_ids):
+        from blazeear_edge.anchors import resolve_anchors
+        from blazeear_edge.parity import run_torch_batched
+        from blazeear_edge.postprocess import SPLIT_OUTPUTS
+        from blazeear_edge.weights import load_model
+
+        model = load_model(weights, fold=True)
+        model.set_output_clip(16.0, None)  # as the export's reference
+        self.table = resolve_anchors(None, model.info.default_anchors).table
+        self.specs = list(SPLIT_OUTPUTS)
+        self.raw = run_torch_batched(model.eval(), ims.nchw, self.specs)
+        self.ims, self.img_ids = ims, img_ids
+        coco, self.dets = _decode_all(self.raw, self.table, self.specs, ims, img_ids, 0.05)
+        if model_key == "face":  # ground truth = fp32's own detections at the deployment 0.5
+            anns = [dict(d, id=k + 1, category_id=1, area=d["bbox"][2] * d["bbox"][3],
+                         iscrowd=0) for k, d in enumerate(c for c in coco if c["score"] >= 0.5)]
+            self.gt = {"images": gt.coco["images"], "annotations": anns,
+                       "categories": [{"id": 1, "name": "face"}]}
+            self.gt_kind = "fp32 PyTorch detections (score >= 0.5)"
+        else:
+            self.gt = gt.coco
+            self.gt_kind = "COCO ear boxes"
+        self.fp32 = self.measure(self.raw, self.specs, self.specs)
+
+    def measure(self, raw, specs, stat_specs) -> dict:
+        from blazeear_edge.evaluate import coco_metrics
+        from blazeear_edge.metrics import MatchStats, match_detections
+        from blazeear_edge.parity import tensor_stats
+
+        coco, dets = _decode_all(raw, self.table, specs, self.ims, self.img_ids, 0.05)
+        ap = coco_metrics(self.gt, coco, self.img_ids)
+        tot = MatchStats()
+        for r, t in zip(self.dets, dets):
+            tot = tot.add(match_detections(r, t))
+        ts = tensor_stats(self.raw, raw, self.specs, stat_specs)
+        sq = {t.name: t.sqnr_db_relevant for t in ts}
+        finite = [v for v in sq.values() if v is not None]
+        return {"ap50": ap.ap50, "ap": ap.ap, "ref": tot.ref, "test": tot.test,
+                "matched": tot.matched, "extra": tot.extra,
+                "recall": tot.matched / tot.ref if tot.ref else 1.0,
+                "precision": tot.matched / tot.test if tot.test else 1.0,
+                "mean_iou": tot.mean_iou if tot.matched else None,
+                "max_score_delta": tot.max_score_delta,
+                "max_kp_err_px": tot.max_keypoint_err_px,
+                "sqnr_db": sq, "worst_sqnr_db": min(finite) if finite else None}
+
+
+def run_export(model_key, weights, calib, method, out: Path) -> tuple[dict, float]:
+    from blazeear_edge.export import ExportConfig, export
+
+    # channel_pad: what "auto" picks (linter cost), given so each run skips the three lint runs
+    cfg = ExportConfig(weights=weights, int8=True, calib=calib, out=str(out), progress=False,
+                       channel_pad="concat", **_config_kwargs(method))
+    t0 = time.perf_counter()
+    res = export(cfg)
+    return res.manifest, time.perf_counter() - t0
+
+
+def measure_export(ref: Reference, out: Path, keys=("int8_onnx", "int8_tflite")) -> dict:
+    from blazeear_edge.calib_data import ImageSet
+    from blazeear_edge.manifest import load_manifest
+    from blazeear_edge.parity import export_runtimes
+    from blazeear_edge.postprocess import SPLIT_OUTPUTS
+
+    man = load_manifest(out)
+    rts, _ = export_runtimes(man, list(keys))
+    res = {}
+    ims = ImageSet(ref.ims.nchw, ref.ims.names, {})
+    for rt in rts:
+        raw = rt.run(ims)
+        stat_specs = rt.specs if rt.fmt == "tflite" else list(SPLIT_OUTPUTS)
+        res[rt.key] = ref.measure(raw, rt.specs, stat_specs)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# table
+# ---------------------------------------------------------------------------------------------
+def _ms(vals, fmt="{:.3f}"):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "-"
+    if len(vals) == 1:
+        return fmt.format(vals[0])
+    return (f"{fmt.format(statistics.mean(vals))} ± "
+            f"{fmt.replace('+', '').format(statistics.stdev(vals))}")
+
+
+def summarise(results: dict, fp32: dict, meta: dict) -> str:
+    lines = [f"Measured {meta['date']} on {meta['cpu']} ({meta['cores']} cores, shared); "
+             f"calibration split: ear210 `val_coco.json` ({meta['draw_size']} of 18 photos per "
+             f"draw) or the built-in set ({meta['builtin_count']} images per draw); measured on "
+             f"ear210 `train_coco.json` ({meta['eval_images']} photos, never calibrated on). "
+             "Each cell: mean ± sd over the draws (n in the row); Δ columns are paired "
+             "differences against `nearest` on the same draws.", ""]
+    head = ("| model | calib | method | n | format | AP50 | ΔAP50 vs fp32 | ΔAP50 vs nearest | "
+            "AP@[.5:.95] | recall | precision | extra / fp32 det. | mean IoU | max score Δ | "
+            "max kp err px | worst SQNR dB | export s |")
+    lines += [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+    for (mk, ck, meth), draws in sorted(results.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], list(METHODS).index(kv[0][2]) if kv[0][2] in METHODS else 99)):
+        base = results.get((mk, ck, "nearest"), {})
+        f = fp32[mk]
+        for fmt in ("int8_onnx", "int8_tflite"):
+            rows = [d[fmt] for d in draws.values() if fmt in d]
+            if not rows:
+                continue
+            paired = [draws[k][fmt]["ap50"] - base[k][fmt]["ap50"] for k in draws
+                      if k in base and fmt in base[k] and fmt in draws[k]]
+            lines.append("| " + " | ".join([
+                mk, ck, meth, str(len(rows)), fmt.replace("int8_", "int8 "),
+                _ms([r["ap50"] for r in rows]),
+                _ms([r["ap50"] - f["ap50"] for r in rows], "{:+.3f}"),
+                "-" if meth == "nearest" else _ms(paired, "{:+.3f}"),
+                _ms([r["ap"] for r in rows]),
+                _ms([r["recall"] for r in rows]), _ms([r["precision"] for r in rows]),
+                f"{_ms([r['extra'] for r in rows], '{:.1f}')} / {rows[0]['ref']}",
+                _ms([r["mean_iou"] for r in rows]),
+                _ms([r["max_score_delta"] for r in rows], "{:.2f}"),
+                _ms([r["max_kp_err_px"] for r in rows], "{:.1f}"),
+                _ms([r["worst_sqnr_db"] for r in rows], "{:.1f}"),
+                _ms([d["seconds"] for d in draws.values()], "{:.0f}"),
+            ]) + " |")
+    lines.append("")
+    for mk, f in fp32.items():
+        lines.append(f"- fp32 {mk}: AP50 {f['ap50']:.3f}, AP@[.5:.95] {f['ap']:.3f} against "
+                     f"{f['gt_kind']}; {f['ref']} fp32 detections at 0.5 on the measured photos"
+                     + (f"; fp32 ONNX / TFLite AP50 {f.get('onnx_ap50', float('nan')):.3f} / "
+                        f"{f.get('tflite_ap50', float('nan')):.3f}" if "onnx_ap50" in f else "")
+                     + ".")
+    return "\n".join(lines)
+
+
+def write_readme(text: str, path: Path = HERE / "README.md") -> None:
+    src = path.read_text()
+    block = f"{BEGIN}\n<!-- generated by benchmarks/bench_int8.py; do not edit by hand -->\n" \
+            f"{text}\n{END}"
+    if BEGIN in src and END in src:
+        pre, rest = src.split(BEGIN, 1)
+        post = rest.split(END, 1)[1]
+        new = pre + block + post
+    else:
+        new = src.rstrip("\n") + "\n\n## Int8 on real photos\n\n" + block + "\n"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=SHARED / "ear210")
+    ap.add_argument("--ear-weights", default=str(SHARED / "blazeear-upstream" /
+                                                 "BlazeEar_best.pth"))
+    ap.add_argument("--models", default="face,ear", help="face,ear")
+    ap.add_argument("--calibs", default="real,builtin",
+                    help="real (ear210 val draws), builtin (today's built-in set), builtin-lfw "
+                         "(the built-in set before camera-like composites)")
+    ap.add_argument("--methods", default="nearest,adaround",
+                    help=f"comma list of {', '.join(METHODS)}")
+    ap.add_argument("--draws", type=int, default=5, help="calibration draws (default 5)")
+    ap.add_argument("--draw-size", type=int, default=15, help="real photos per draw")
+    ap.add_argument("--builtin-count", type=int, default=120, help="built-in images per draw")
+    ap.add_argument("--cache", type=Path, default=HERE / ".int8_cache")
+    ap.add_argument("--only-cached", action="store_true", help="table from the cache only")
+    ap.add_argument("--write-readme", action="store_true")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not (args.data / "train_coco.json").is_file():
+        print(f"{args.data}: ear210 not found (train_coco.json / val_coco.json)", file=sys.stderr)
+        return 2
+    methods = [m for m in args.methods.split(",") if m]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        print(f"--methods: unknown {', '.join(bad)}", file=sys.stderr)
+        return 2
+    models = {"face": "mediapipe", "ear": args.ear_weights}
+    args.cache.mkdir(parents=True, exist_ok=True)
+    gt, ims, img_ids = load_eval(args.data)
+    results, fp32 = {}, {}
+    with tempfile.TemporaryDirectory(prefix="bench_int8_") as td:
+        work = Path(td)
+        for mk in [m for m in args.models.split(",") if m]:
+            if mk == "ear" and not Path(models["ear"]).is_file():
+                print(f"skipping the ear model: {models['ear']} not found", file=sys.stderr)
+                continue
+            ref = Reference(mk, models[mk], gt, ims, img_ids)
+            fp32[mk] = dict(ref.fp32, gt_kind=ref.gt_kind)
+            fp_cache = args.cache / f"{mk}_fp32_artifacts.json"
+            for ck in [c for c in args.calibs.split(",") if c]:
+                for meth in methods:
+                    for d in range(args.draws):
+                        key = f"{mk}_{ck}_{meth}_{d}"
+                        cf = args.cache / f"{key}.json"
+                        if cf.exists():
+                            r = json.loads(cf.read_text())
+                        elif args.only_cached:
+                            continue
+                        else:
+                            out = work / key
+                            calib = calib_draw(ck, d, args, work)
+                            _, sec = run_export(mk, models[mk], calib, meth, out)
+                            keys = ["int8_onnx", "int8_tflite"]
+                            if not fp_cache.exists():
+                                keys += ["fp32_onnx", "fp32_tflite"]
+                            r = measure_export(ref, out, keys)
+                            if not fp_cache.exists():
+                                fp_cache.write_text(json.dumps(
+                                    {k: r.pop(k) for k in ("fp32_onnx", "fp32_tflite")}))
+                            r["seconds"] = sec
+                            cf.write_text(json.dumps(r))
+                        results.setdefault((mk, ck, meth), {})[d] = r
+                        print(f"{key}: " + "; ".join(
+                            f"{k} AP50 {v['ap50']:.3f} rec {v['recall']:.2f} prec "
+                            f"{v['precision']:.2f} extra {v['extra']} SQNR "
+                            f"{v['worst_sqnr_db'] or float('nan'):.1f}"
+                            for k, v in r.items() if isinstance(v, dict))
+                            + f"; export {r['seconds']:.0f} s", flush=True)
+            if fp_cache.exists():
+                fa = json.loads(fp_cache.read_text())
+                fp32[mk]["onnx_ap50"] = fa["fp32_onnx"]["ap50"]
+                fp32[mk]["tflite_ap50"] = fa["fp32_tflite"]["ap50"]
+    import datetime as dt
+
+    meta = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
+            "cores": os.cpu_count(), "draw_size": args.draw_size,
+            "builtin_count": args.builtin_count, "eval_images": len(img_ids)}
+    text = summarise(results, fp32, meta)
+    print(text)
+    if args.write_readme:
+        write_readme(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
