@@ -266,7 +266,8 @@ int main(int argc, char **argv)
         float scale, thresh, clip;
         while (scanf("%d %a %d %a %a", &dtype, &scale, &zp, &thresh, &clip) == 5) {
             blazeear_pp_tensor_t t = {BLAZEEAR_PP_SCORES, 0, 0, 1, 0.0f, 0};
-            blazeear_pp_config_t c = {0.5f, 0.3f, 100.0f, 0, 0, 128.0f, 128.0f, 128.0f, 128.0f, 0};
+            blazeear_pp_config_t c = {0.5f, 0.3f, 100.0f, 0, 0, 128.0f, 128.0f, 128.0f, 128.0f,
+                                      0, 0};
             t.dtype = dtype; t.scale = scale; t.zero_point = zp;
             c.score_thresh = thresh; c.score_clip = clip;
             printf("%d\n", (int)blazeear_pp_score_qmin(&t, &c));

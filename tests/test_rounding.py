@@ -147,10 +147,12 @@ def test_bad_options_are_one_line_errors():
     from blazeear_edge.export import ExportConfig, export
     from blazeear_edge.quantize.rounding import prepare_weights
 
-    with pytest.raises(BlazeEarError, match="--weight-rounding"):
+    with pytest.raises(BlazeEarError, match="weight_rounding .*brecq"):
         export(ExportConfig(int8=True, weight_rounding="brecq", progress=False))
-    with pytest.raises(BlazeEarError, match="--rounding-iterations"):
+    with pytest.raises(BlazeEarError, match="rounding_iterations"):
         export(ExportConfig(int8=True, rounding_iterations=0, progress=False))
+    assert ExportConfig().weight_rounding == "adaround"
+    assert ExportConfig(int8=True, st_app=True).weight_rounding == "nearest"
     with pytest.raises(BlazeEarError, match="empty"):
         prepare_weights(None, np.zeros((0, 3, 128, 128), np.float32), progress=False)
 

@@ -22,8 +22,9 @@ def add_arguments(p):
     p.add_argument("--calib-method", default="movavg",
                    choices=CALIBRATION_METHODS,
                    help="ONNX activation calibration (default movavg: MinMax with moving average)")
-    p.add_argument("--weight-rounding", default="adaround", choices=ROUNDING_METHODS,
-                   help="how int8 weights are rounded: adaround (default) learns, per layer, "
+    p.add_argument("--weight-rounding", default=None, choices=ROUNDING_METHODS,
+                   help="how int8 weights are rounded: adaround (default; nearest with "
+                        "--st-app) learns, per layer, "
                         "whether each weight rounds up or down so the layer's output stays "
                         "closest to the float model's on your calibration images (no labels); "
                         "nearest = plain rounding (faster, less accurate)")

@@ -81,8 +81,9 @@ class ExportConfig:
     calib_method: str = "movavg"
     #: int8 weights: adaround (per layer, learn whether each weight rounds up or down so the
     #: layer's output stays closest to the fp32 model's on the calibration images; no labels)
-    #: | nearest (plain rounding). Both int8 artifacts get the same integers (quantize.rounding)
-    weight_rounding: str = "adaround"
+    #: | nearest (plain rounding). Both int8 artifacts get the same integers (quantize.rounding).
+    #: None = adaround, or nearest with st_app (measured better at ST's 0.8 threshold)
+    weight_rounding: str | None = None
     rounding_iterations: int = 2000  #: AdaRound iterations per layer (--thorough: 10000)
     bias_correction: bool = False  #: fold each conv's int8-vs-fp32 mean output shift into its bias
     #: clip the score logits to [-s, s] in the graph, which is also their int8 range (None: no
@@ -122,6 +123,8 @@ class ExportConfig:
     st_app: bool = False
 
     def __post_init__(self):
+        if self.weight_rounding is None:
+            self.weight_rounding = "nearest" if self.st_app else "adaround"
         self.formats = tuple(self.formats)
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
