@@ -1,16 +1,18 @@
 """``export``: checkpoint -> verified fp32/int8 ONNX + TFLite artifacts and a manifest.
 
-One configuration object (:class:`ExportConfig`, every key documented where it is declared and
-validated there by name) is resolved once into an :class:`ExportPlan` (model, anchors, images,
-channel padding, tolerances); then one short function per stage writes and verifies one thing::
+One configuration object (:class:`~.config.ExportConfig`, every key documented where it is
+declared and validated there by name) is resolved once into an :class:`ExportPlan` (model,
+anchors, images, channel padding, tolerances); then one short function per stage writes and
+verifies one thing::
 
     plan = make_plan(cfg)            # load -> equalise -> anchors -> images -> channel padding
     onnx_fp32(plan)                  # float ONNX, verified against PyTorch
+    prepare_int8_weights(plan)       # AdaRound: weights on the int8 grid (quantize.rounding)
     onnx_int8(plan)                  # ORT QDQ, per-channel int8, verified
-    tflite_fp32(plan)                # onnx2tf (offline), verified
-    tflite_int8(plan)                # TF Lite converter full-integer, verified
+    tflite_stages(plan)              # onnx2tf (offline) fp32 TFLite, then the TF Lite
+                                     # converter's full-integer int8 (tflite_int8), verified
     lint_artifacts(plan)             # ST Edge AI / N6 rules per artifact
-    write_manifest(plan)             # the typed manifest (schema 2)
+    write_manifest(plan)             # the typed manifest (schema 2); records.py: the rest
 
 Every artifact is verified by :mod:`blazeear_edge.compare` against the PyTorch model as loaded,
 with the same tolerances ``parity`` uses: one verdict per artifact everywhere. An fp32 artifact
@@ -29,9 +31,8 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 
@@ -44,135 +45,21 @@ from ..errors import BlazeEarError
 from ..lint import lint_model
 from ..manifest import (MANIFEST_FILE, ArtifactEntry, ExportEntry, ExportManifest, InputEntry,
                         ModelEntry, OutputEntry, write_json_atomic)
-from ..postprocess import (CONCAT_OUTPUTS, DEFAULT_MAX_CANDIDATES, NMS_KINDS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS,
-                           DecodeConfig)
-from ..quantize import (CALIBRATION_METHODS, INPUT_TYPES, activation_sqnr,
-                        onnx_output_quantization, quantize_onnx, quantize_tflite)
+from ..postprocess import CONCAT_OUTPUTS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig
+from ..quantize import (activation_sqnr, onnx_output_quantization, quantize_onnx,
+                        quantize_tflite)
 from ..runtimes import onnx_session, run_onnx, run_tflite, run_torch, tflite_io
 from ..weights import load_model, sha256_file
 from ..quantize.equalize import equalize_blocks
-from ..quantize.rounding import ROUNDING_METHODS, prepare_weights, weight_overrides
-from ..preprocess import is_camera_input, pixels_to_input
-from ..stapp import (ST_APP_SCORE_RANGE, calibration_to_camera, fold_camera_input,
+from ..quantize.rounding import prepare_weights, weight_overrides
+from ..stapp import (calibration_to_camera, fold_camera_input,
                      prefilter_warnings, reorder_tflite_outputs, st_app_record,
                      stedgeai_st_app_command, write_st_app_package)
+from .config import FORMATS, ExportConfig
 from .onnx_export import INPUT_NAME, export_onnx, op_counts
+from .records import (camera_mapping, check_int8_tflite, figure, format_summary, stedgeai_command,
+                      tool_versions)
 from .tflite_export import onnx_to_tflite
-
-Format = Literal["onnx", "tflite"]
-Outputs = Literal["split", "concat"]
-OnnxLayout = Literal["nchw", "anchors"]
-ChannelPad = Literal["auto", "pad", "concat", "conv"]
-FORMATS: tuple = get_args(Format)
-
-
-@dataclass
-class ExportConfig:
-    """Everything ``export`` does is decided here; the CLI options are these fields with dashes
-    (``calib_count`` is ``--calib-count``). Values are checked when the object is made."""
-
-    weights: str = "mediapipe"  #: checkpoint: 'mediapipe' or a path (see weights.load_model)
-    anchors: str | None = None  #: unit | ear | FILE.npy; None = the checkpoint's default
-    int8: bool = False  #: also write per-channel int8 artifacts
-    calib: str | None = None  #: calibration source: folder, CSV, COCO json, .npz; None = builtin
-    calib_count: int = 200  #: images used for calibration
-    #: activation calibration: movavg | minmax | percentile | entropy (the TF Lite converter
-    #: has movavg and minmax only: it uses minmax for the other two, recorded per format)
-    calib_method: str = "movavg"
-    #: int8 weights: adaround (per layer, learn whether each weight rounds up or down so the
-    #: layer's output stays closest to the fp32 model's on the calibration images; no labels)
-    #: | nearest (plain rounding). Both int8 artifacts get the same integers (quantize.rounding).
-    #: None = adaround, or nearest with st_app (measured better at ST's 0.8 threshold)
-    weight_rounding: str | None = None
-    rounding_iterations: int = 2000  #: AdaRound iterations per layer (--thorough: 10000)
-    bias_correction: bool = False  #: fold each conv's int8-vs-fp32 mean output shift into its bias
-    #: clip the score logits to [-s, s] in the graph, which is also their int8 range (None: no
-    #: clip). Not the decode's sigmoid pre-clip (DecodeConfig.score_clip).
-    logit_saturation: float | None = 16.0
-    equalize: bool = True  #: cross-layer equalisation of depthwise -> pointwise pairs
-    crop_boxes: bool = False  #: add crops around labelled boxes (CSV / COCO sources)
-    images_root: str | None = None  #: where CSV / COCO image paths are relative to
-    seed: int = 0  #: sampling seed (deterministic calibration)
-    formats: tuple = FORMATS  #: any of onnx, tflite
-    outputs: str = "split"  #: split (4 head outputs, default) | concat (MediaPipe's 2)
-    onnx_layout: str = "nchw"  #: ONNX split outputs: nchw (raw head maps, no Transpose) | anchors
-    channel_pad: str = "auto"  #: auto | pad | concat | conv (skip-path channel widening)
-    input_type: str = "float32"  #: int8 TFLite input: float32 | uint8 | int8
-    opset: int = 17  #: ONNX opset (ST supports 7..20)
-    out: str | None = None  #: output folder; default exports/<model name>
-    verify_count: int = 32  #: held-out images for verification figures
-    score_thresh: float = 0.5  #: decode threshold recorded in the manifest
-    iou_thresh: float = 0.3  #: NMS IoU threshold recorded in the manifest
-    nms: str = "weighted"  #: weighted (MediaPipe) | hard
-    #: decode candidate cap recorded in the manifest (top-K by score before NMS; 0 = none)
-    max_candidates: int = DEFAULT_MAX_CANDIDATES
-    progress: bool = True  #: progress bars and step lines on stderr
-    verbose: bool = False  #: show TensorFlow / onnx2tf's own output
-    strict: bool = False  #: fail (nothing written) when the linter finds an error in an artifact
-    #: int8 TFLite takes raw camera bytes exactly: uint8 input, scale 1/255, zero point 0, with
-    #: x = 2 y - 1 folded into the stem (stapp.fold_camera_input); needs input_type uint8
-    camera_input: bool = False
-    #: int8 TFLite output order: converter (as the TF Lite converter writes it) | st (ST's own
-    #: BlazeFace: 512x16, 512x1, 384x1, 384x16, what index-binding apps read)
-    output_order: str = "converter"
-    #: int8 range (lo, hi) of the score outputs; None = +-logit_saturation (the default; with
-    #: st_app: stapp.ST_APP_SCORE_RANGE, 0.039 logit per step)
-    score_range: tuple | None = None
-    #: ST FaceDetection drop-in: camera_input + output_order st + the st-app decode profile,
-    #: and an st_app/ folder to copy into ST's application (see blazeear_edge.stapp)
-    st_app: bool = False
-
-    def __post_init__(self):
-        if self.weight_rounding is None:
-            self.weight_rounding = "nearest" if self.st_app else "adaround"
-        self.formats = tuple(self.formats)
-        bad = [f for f in self.formats if f not in FORMATS]
-        if bad or not self.formats:
-            raise BlazeEarError(f"formats: unknown value(s) {', '.join(bad) or '(empty)'}; "
-                                f"choose from {', '.join(FORMATS)}")
-        for name, choices in (("calib_method", CALIBRATION_METHODS), ("input_type", INPUT_TYPES),
-                              ("weight_rounding", ROUNDING_METHODS),
-                              ("outputs", get_args(Outputs)), ("onnx_layout",
-                                                               get_args(OnnxLayout)),
-                              ("channel_pad", get_args(ChannelPad)), ("nms", NMS_KINDS)):
-            if getattr(self, name) not in choices:
-                raise BlazeEarError(f"{name} must be one of {', '.join(choices)}, got "
-                                    f"{getattr(self, name)!r}")
-        for name, lo in (("calib_count", 1), ("verify_count", 1), ("opset", 7),
-                         ("rounding_iterations", 1),
-                         ("max_candidates", 0)):
-            if getattr(self, name) < lo:
-                raise BlazeEarError(f"{name} must be at least {lo}, got {getattr(self, name)}")
-        if not 0.0 < self.score_thresh < 1.0 or not 0.0 < self.iou_thresh < 1.0:
-            raise BlazeEarError("score_thresh and iou_thresh must lie strictly between 0 and 1")
-        self._check_st_app()
-        if self.logit_saturation is not None and not self.logit_saturation > 0:
-            raise BlazeEarError(f"logit_saturation must be positive (or None: no clip), got "
-                                f"{self.logit_saturation}")
-
-
-    def _check_st_app(self):
-        if self.st_app:
-            self.camera_input, self.output_order, self.input_type = True, "st", "uint8"
-            if self.score_range is None:
-                self.score_range = ST_APP_SCORE_RANGE
-        if self.output_order not in ("converter", "st"):
-            raise BlazeEarError(f"output_order must be converter or st, got {self.output_order!r}")
-        if self.camera_input and self.input_type != "uint8":
-            raise BlazeEarError("camera_input needs input_type uint8 (camera bytes in, scale "
-                                f"1/255, zero point 0), got input_type {self.input_type!r}")
-        if (self.camera_input or self.st_app or self.output_order == "st") and (
-                not self.int8 or "tflite" not in self.formats or self.outputs != "split"):
-            raise BlazeEarError("camera_input / output_order st / st_app apply to the int8 "
-                                "TFLite with split outputs: add --int8 and keep tflite and "
-                                "--outputs split")
-        if self.score_range is not None:
-            lo, hi = (float(v) for v in self.score_range)
-            if not lo < 0.0 < hi:
-                raise BlazeEarError(f"score_range must be (lo, hi) with lo < 0 < hi, got "
-                                    f"{self.score_range}")
-            self.score_range = (lo, hi)
-
 
 @dataclass
 class ExportResult:
@@ -680,47 +567,6 @@ def _stedgeai(plan: ExportPlan) -> dict:
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def tool_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("blazeear-edge", "torch", "onnx", "onnxruntime", "onnxsim", "onnx2tf",
-                "tensorflow", "numpy", "opencv-python-headless"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def camera_mapping(scale: float, zero_point: int, dtype: str) -> dict:
-    """How a camera pixel p (uint8 RGB, 0..255) becomes the model's quantised input q."""
-    p = np.arange(256, dtype=np.float64)
-    q = pixels_to_input(np.arange(256, dtype=np.uint8), np.dtype(dtype), scale,
-                        zero_point).astype(np.float64)
-    camera = is_camera_input(dtype, scale, zero_point)
-    recon = (q - zero_point) * scale
-    if camera:  # the folded model's input y = p / 255 stands for x = 2 y - 1
-        recon = 2.0 * recon - 1.0
-    off = q - p
-    identity = bool(np.all(off == off[0]))
-    return {
-        "formula": ("q = p (camera-exact input: y = p / 255, x = 2 y - 1 folded into the stem)"
-                    if camera else "q = clip(round((p / 127.5 - 1) / scale) + zero_point)"),
-        "pixel_offset": int(off[0]) if identity else None,
-        "is_pixel_plus_offset": identity,
-        "max_abs_error_float": float(np.abs(recon - (p / 127.5 - 1.0)).max()),
-        "note": ("feed q = p + pixel_offset straight from the camera" if identity else
-                 "apply the formula per pixel (a 256-entry lookup table)"),
-    }
-
-
-def stedgeai_command(tflite_name: str, input_type: str) -> str:
-    in_type = "uint8" if input_type in ("float32", "uint8") else "int8"
-    return (f"stedgeai generate --model {tflite_name} --target stm32n6 "
-            f"--st-neural-art default@user_neuralart.json --input-data-type {in_type} "
-            f"--inputs-ch-position chlast --output-data-type int8 --c-api st-ai "
-            f"--output st_ai_output")
 
 
 def _torch_reference(model, outputs):
@@ -729,63 +575,12 @@ def _torch_reference(model, outputs):
     return MediaPipeLayout(model).eval() if outputs == "concat" else model.eval()
 
 
-def check_int8_tflite(path: Path) -> None:
-    """No float16 tensors (ST Edge AI fails on FLOAT16)."""
-    import tflite
-
-    m = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
-    g = m.Subgraphs(0)
-    for i in range(g.TensorsLength()):
-        t = g.Tensors(i)
-        if t.Type() == tflite.TensorType.FLOAT16:
-            raise BlazeEarError(f"{path.name}: float16 tensor {t.Name().decode()} "
-                                "(ST Edge AI fails on FLOAT16)", exit_code=1)
-
-
-def _figure(v: dict) -> str:
-    """The verification column of the summary table."""
-    parts = []
-    if "max_scaled_err" in v:
-        parts.append(f"max err {max(v['max_abs_err'].values()):.1e} abs, "
-                     f"{v['max_scaled_err']:.1e} scaled")
-    else:
-        sq = [x for x in v["sqnr_db"].values() if x is not None]
-        if sq:
-            parts.append(f"SQNR >= {min(sq):.1f} dB (relevant anchors)")
-    d = v.get("detections")
-    if d:
-        iou = f", IoU {d['mean_iou']:.3f}" if d.get("mean_iou") else ""
-        parts.append(f"{d['matched']}/{d['ref']} detections matched{iou}, {d['extra']} extra")
-    return f"{v['verdict']}: " + ", ".join(parts)
-
-
 def _summary_rows(plan: ExportPlan) -> list[dict]:
     return [{"artifact": a.path, "size_kib": round(a.size_bytes / 1024, 1),
-             "check": _figure(a.verification),
+             "check": figure(a.verification),
              "lint": (plan.lint or {}).get(k, {}).get("verdict", "-")}
             for k, a in plan.artifacts.items()]
 
 
-def format_summary(res: ExportResult) -> str:
-    """The table printed at the end of ``export``."""
-    rows = [("artifact", "size KiB", "verification vs PyTorch fp32", "lint")]
-    rows += [(r["artifact"], f"{r['size_kib']:.1f}", r["check"], r["lint"]) for r in res.rows]
-    w = [max(len(str(r[i])) for r in rows) for i in range(4)]
-    lines = ["  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) for r in rows]
-    lines.insert(1, "  ".join("-" * x for x in w))
-    lines.append("")
-    src = res.manifest.verification.get("source", {})
-    lines.append(f"verification images: {res.manifest.verification.get('images')} "
-                 f"({src.get('note', '')})")
-    lines.append(f"written to {res.out_dir}/ (manifest.json, anchors.npy"
-                 + (", calib.npz, quant_report.json" if res.manifest.calibration else "")
-                 + (", lint_*.json" if res.manifest.lint else "")
-                 + f") in {res.seconds:.1f} s")
-    for wmsg in res.warnings:
-        lines.append(f"warning: {wmsg}")
-    return "\n".join(lines)
-
-
-__all__ = ["ExportConfig", "ExportPlan", "ExportResult", "asdict", "camera_mapping",
-           "choose_channel_pad", "export", "fields", "format_summary", "make_plan",
-           "stedgeai_command"]
+__all__ = ["FORMATS", "ExportConfig", "ExportPlan", "ExportResult", "camera_mapping",
+           "choose_channel_pad", "export", "format_summary", "make_plan", "stedgeai_command"]
