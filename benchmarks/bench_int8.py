@@ -213,7 +213,7 @@ def run_export(model_key, weights, calib, method, out: Path) -> tuple[dict, floa
 def measure_export(ref: Reference, out: Path, keys=("int8_onnx", "int8_tflite")) -> dict:
     from blazeear_edge.calib_data import ImageSet
     from blazeear_edge.manifest import load_manifest
-    from blazeear_edge.parity import export_runtimes
+    from blazeear_edge.runtimes import export_runtimes
     from blazeear_edge.postprocess import SPLIT_OUTPUTS
 
     man = load_manifest(out)
