@@ -171,23 +171,7 @@ class TokenStore:
         return True
 
     def _write(self, doc: dict) -> Path:
-        """Atomic write: a 0600 temporary file in the same directory, then rename."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".token-", suffix=".json", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        return self.path
+        return write_private_json(self.path, doc, ".token-")
 
 
 def get_credentials(user: str | None = None, env: Mapping[str, str] | None = None,
@@ -337,3 +321,21 @@ def refresh_token(session, base_url: str, token: Token, *, timeout=(10, 60)) -> 
         raise BlazeEarError("token expired and ST refused to refresh it: run "
                             "`blazeear-edge cloud login` again")
     return Token.from_response(doc, previous=token)
+
+
+def write_private_json(path: Path, doc: dict, prefix: str) -> Path:
+    """Atomic write of a private file: a 0600 temporary file in the same (0700) folder, synced,
+    then renamed over ``path``; nothing half-written is left on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -13,14 +13,12 @@ the missing fields come from the command line.  The file keeps the last :data:`M
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Mapping
 
 from ..errors import BlazeEarError
-from .auth import token_path
+from .auth import token_path, write_private_json
 
 MAX_JOBS = 50
 
@@ -61,14 +59,4 @@ class JobStore:
         return self._write({"jobs": jobs[-MAX_JOBS:]})
 
     def _write(self, doc: dict) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".jobs-", suffix=".json", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, indent=2)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return self.path
+        return write_private_json(self.path, doc, ".jobs-")
