@@ -154,7 +154,7 @@ class Reference:
 
     def __init__(self, model_key: str, weights: str, gt, ims, img_ids):
         from blazeear_edge.anchors import resolve_anchors
-        from blazeear_edge.parity import run_torch_batched
+        from blazeear_edge.runtimes import run_torch_batched
         from blazeear_edge.postprocess import SPLIT_OUTPUTS
         from blazeear_edge.weights import load_model
 
@@ -179,7 +179,7 @@ class Reference:
     def measure(self, raw, specs, stat_specs) -> dict:
         from blazeear_edge.evaluate import coco_metrics
         from blazeear_edge.metrics import MatchStats, match_detections
-        from blazeear_edge.parity import tensor_stats
+        from blazeear_edge.compare import tensor_stats
 
         coco, dets = _decode_all(raw, self.table, specs, self.ims, self.img_ids, 0.05)
         ap = coco_metrics(self.gt, coco, self.img_ids)
