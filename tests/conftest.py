@@ -71,10 +71,29 @@ def default_export(tmp_path_factory) -> Path:
 def fp32_export(tmp_path_factory) -> Path:
     """A fast export (about 10 s): the fp32 ONNX only, no calibration, no TFLite. For tests that
     need a real manifest and a float artifact, not the int8 / TFLite path."""
+    return _session_export(tmp_path_factory, "fp32", None, formats=("onnx",),
+                           channel_pad="concat")
+
+
+@pytest.fixture(scope="session")
+def st_export(tmp_path_factory) -> Path:
+    """``export --int8 --st-app`` (TFLite only, 64 calibration images);
+    ``BLAZEEAR_TEST_ST_EXPORT=DIR`` reuses one."""
+    return _session_export(tmp_path_factory, "st", "BLAZEEAR_TEST_ST_EXPORT", int8=True,
+                           st_app=True, formats=("tflite",), calib_count=64, verify_count=8)
+
+
+def _session_export(tmp_path_factory, name: str, reuse_env: str | None, **cfg) -> Path:
+    """One export per test session with ``cfg`` (ExportConfig fields), or the folder named by
+    the environment variable ``reuse_env``."""
+    reuse = os.environ.get(reuse_env) if reuse_env else None
+    if reuse:
+        return Path(reuse)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from blazeear_edge.export import ExportConfig, export
 
-    out = tmp_path_factory.mktemp("fp32-export") / "fp32"
-    export(ExportConfig(formats=("onnx",), out=str(out), progress=False, channel_pad="concat"))
+    out = tmp_path_factory.mktemp(f"{name}-export") / name
+    export(ExportConfig(out=str(out), progress=False, **cfg))
     return out
 
 

@@ -8,9 +8,7 @@ minutes; ``BLAZEEAR_TEST_ST_EXPORT=DIR`` reuses one made with
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,20 +185,6 @@ def test_c_st_prefilter_identical_to_numpy(tmp_path, ear210_images):
 # ---------------------------------------------------------------------------------------------
 # the written files of `export --st-app`
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def st_export(tmp_path_factory) -> Path:
-    reuse = os.environ.get("BLAZEEAR_TEST_ST_EXPORT")
-    if reuse:
-        return Path(reuse)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from blazeear_edge.export import ExportConfig, export
-
-    out = tmp_path_factory.mktemp("st_export") / "st"
-    export(ExportConfig(int8=True, st_app=True, formats=("tflite",), out=str(out),
-                        calib_count=64, verify_count=8, progress=False))
-    return out
-
-
 @pytest.mark.slow
 def test_st_export_file_order_and_manifest(st_export):
     from blazeear_edge.manifest import load_manifest

@@ -404,14 +404,8 @@ class DevCloudClient:
 
     def benchmark_status(self, benchmark_id: str) -> dict | None:
         """One look at a benchmark (any time, by id): the service's state JSON."""
-        resp = self._send("GET", f"api/benchmark/benchmark/{benchmark_id}",
-                          note=f"polled every {self.poll_interval:g} s until the state is done or error")
-        if resp is None:
-            return None
-        doc = self._json(resp, f"benchmark {benchmark_id}")
-        if not isinstance(doc, dict):
-            raise BlazeEarError(f"benchmark {benchmark_id}: unexpected answer ({one_line(doc, 200)})")
-        return doc
+        return self._state(f"api/benchmark/benchmark/{benchmark_id}", f"benchmark {benchmark_id}",
+                           "until the state is done or error")
 
     def wait_benchmark(self, benchmark_id: str, *, board: str = DEFAULT_BOARD,
                        timeout: float = BENCHMARK_TIMEOUT,
@@ -479,13 +473,17 @@ class DevCloudClient:
 
     def analyze_status(self, run_id: str, version: str) -> dict | None:
         """One look at an analyze run (by id; the version is part of its URL)."""
-        resp = self._send("GET", f"api/{version}/stm32ai/run/{run_id}",
-                          note=f"polled every {self.poll_interval:g} s until a result or an error")
+        return self._state(f"api/{version}/stm32ai/run/{run_id}", f"analyze run {run_id}",
+                           "until a result or an error")
+
+    def _state(self, path: str, what: str, until: str) -> dict | None:
+        """One GET of a job's state: its JSON object, or None when the service has no answer yet."""
+        resp = self._send("GET", path, note=f"polled every {self.poll_interval:g} s {until}")
         if resp is None:
             return None
-        doc = self._json(resp, f"analyze run {run_id}")
+        doc = self._json(resp, what)
         if not isinstance(doc, dict):
-            raise BlazeEarError(f"analyze run {run_id}: unexpected answer ({one_line(doc, 200)})")
+            raise BlazeEarError(f"{what}: unexpected answer ({one_line(doc, 200)})")
         return doc
 
     def wait_analyze(self, run_id: str, version: str, *, timeout: float = ANALYZE_TIMEOUT,
