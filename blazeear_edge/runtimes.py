@@ -30,6 +30,7 @@ from .anchors import resolve_anchors
 from .errors import BlazeEarError
 from .postprocess import (CONCAT_OUTPUTS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS, OutputSpec,
                           to_anchor_major)
+from .preprocess import quantize_values  # the one byte -> value mapping
 from .weights import load_model
 
 #: display names of the runtimes of an export, in report order
@@ -41,12 +42,6 @@ RUNTIME_LABELS = {
     "int8_tflite": "TFLite int8",
 }
 RUNTIME_KEYS = tuple(RUNTIME_LABELS)
-
-
-def quantize_input(x: np.ndarray, dtype, scale: float, zp: int) -> np.ndarray:
-    from .preprocess import quantize_values  # the one byte -> value mapping
-
-    return quantize_values(x, dtype, scale, zp)
 
 
 def run_torch(model, nchw: np.ndarray, specs: Sequence[OutputSpec]) -> list[dict]:
@@ -135,7 +130,7 @@ def run_tflite(path_or_interp, nhwc: np.ndarray, specs: Sequence[OutputSpec]) ->
         x = np.ascontiguousarray(nhwc[i:i + 1], dtype=np.float32)
         if d_in["dtype"] != np.float32:
             scale, zp = d_in["quantization"]
-            x = quantize_input(x, d_in["dtype"], scale, zp)
+            x = quantize_values(x, d_in["dtype"], scale, zp)
         it.set_tensor(d_in["index"], x)
         it.invoke()
         out.append({name: it.get_tensor(idx).copy() for idx, name in mapping.items()})
@@ -360,7 +355,7 @@ def time_artifact(path: str | os.PathLike, fmt: str, x_nchw: np.ndarray, runs: i
         x = np.ascontiguousarray(np.transpose(x_nchw, (0, 2, 3, 1)), np.float32)
         if d_in["dtype"] != np.float32:
             scale, zp = d_in["quantization"]
-            x = quantize_input(x, d_in["dtype"], scale, zp)
+            x = quantize_values(x, d_in["dtype"], scale, zp)
         outs = [d["index"] for d in it.get_output_details()]
         idx = d_in["index"]
 

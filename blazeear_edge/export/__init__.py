@@ -48,18 +48,19 @@ from ..manifest import (MANIFEST_FILE, ArtifactEntry, ExportEntry, ExportManifes
 from ..postprocess import CONCAT_OUTPUTS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig
 from ..quantize import (activation_sqnr, onnx_output_quantization, quantize_onnx,
                         quantize_tflite)
-from ..runtimes import onnx_session, run_onnx, run_tflite, run_torch, tflite_io
-from ..weights import load_model, sha256_file
 from ..quantize.equalize import equalize_blocks
 from ..quantize.rounding import prepare_weights, weight_overrides
-from ..stapp import (calibration_to_camera, fold_camera_input,
+from ..runtimes import onnx_session, run_onnx, run_tflite, run_torch, tflite_io
+from ..stapp import (ST_APP_DECODE, calibration_to_camera, fold_camera_input,
                      prefilter_warnings, reorder_tflite_outputs, st_app_record,
                      stedgeai_st_app_command, write_st_app_package)
+from ..weights import load_model, sha256_file
 from .config import FORMATS, ExportConfig
 from .onnx_export import INPUT_NAME, export_onnx, op_counts
 from .records import (camera_mapping, check_int8_tflite, figure, format_summary, stedgeai_command,
                       tool_versions)
 from .tflite_export import onnx_to_tflite
+
 
 @dataclass
 class ExportResult:
@@ -193,7 +194,7 @@ def make_plan(cfg: ExportConfig, model, root: Path, step) -> ExportPlan:
     plan = ExportPlan(
         cfg=cfg, root=root, model=model, reference=reference, info=info,
         anchors=resolve_anchors(cfg.anchors, info.default_anchors),
-        decode=_st_app_decode() if cfg.st_app else
+        decode=ST_APP_DECODE if cfg.st_app else
         DecodeConfig(score_thresh=cfg.score_thresh, iou_thresh=cfg.iou_thresh, nms=cfg.nms,
                      max_candidates=cfg.max_candidates),
         specs=specs, onnx_layout=onnx_layout,
@@ -447,12 +448,6 @@ def _camera_saved_model(plan: ExportPlan, td: Path) -> Path:
     with quiet_native_output(not plan.cfg.verbose):
         saved, _ = onnx_to_tflite(src, td / "tf", calibration_to_camera(plan.calib.nhwc))
     return saved
-
-
-def _st_app_decode() -> DecodeConfig:
-    from ..stapp import ST_APP_DECODE
-
-    return ST_APP_DECODE
 
 
 def tflite_artifact(plan: ExportPlan, key: str, label: str, precision: str) -> dict:
