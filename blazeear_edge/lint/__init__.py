@@ -25,10 +25,12 @@ from ..errors import BlazeEarError
 from .graph import Graph
 from .footprint import activations_peak_bytes, count_params_and_weights
 from .mapping import HYBRID_WEIGHT, MACC_PER_COST_UNIT, SW_WEIGHT, Mapping, estimate
+from .onnx_reader import read_onnx
 from .options import (StedgeaiOptions, merge, options_from_manifest, parse_stedgeai_command)
 from .placement import PLACEMENT_RULES, Placement
 from .report import JSON_KEYS, LintReport, format_text
 from .rules import RULES, Finding, Rule, run_checks
+from .tflite_reader import read_tflite
 
 TARGETS = ("stm32n6",)
 
@@ -50,8 +52,6 @@ def read_model(path_or_model) -> Graph:
         except ImportError:  # pragma: no cover - onnx is a dependency
             onnx = None
         if onnx is not None and isinstance(path_or_model, onnx.ModelProto):
-            from .onnx_reader import read_onnx
-
             return _guard(lambda: read_onnx(path_or_model), "<in-memory ONNX model>")
         raise BlazeEarError(f"cannot lint a {type(path_or_model).__name__}: give a .onnx or "
                             ".tflite path or an onnx.ModelProto")
@@ -73,11 +73,7 @@ def read_model(path_or_model) -> Graph:
         raise BlazeEarError(f"{p}: empty file, not a model")
     suffix = p.suffix.lower()
     if head[4:8] == b"TFL3" or suffix == ".tflite":
-        from .tflite_reader import read_tflite
-
         return _guard(lambda: read_tflite(p), str(p))
-    from .onnx_reader import read_onnx
-
     if suffix != ".onnx":
         try:
             return _guard(lambda: read_onnx(p), str(p))
