@@ -31,7 +31,7 @@ from .footprint import count_macc
 from .graph import Graph
 from .options import StedgeaiOptions
 from .placement import (COMPUTE_KINDS, DYNAMIC_QUANT_OPS, QOPERATOR_OPS,  # noqa: F401 - re-export
-                        UNSUPPORTED_KINDS, Placement, bidirectional_broadcast,
+                        UNSUPPORTED_KINDS, Placement, alternatives, bidirectional_broadcast,
                         channel_pad_amount, is_boundary_dequantize, is_boundary_quantize,
                         is_float_node, is_int_node, is_tail_or_head, place, qoperator_base)
 
@@ -144,9 +144,14 @@ def estimate(g: Graph, options: StedgeaiOptions | None = None,
     m.ops = head + [place(g, n, opts, assume_int8) for n in g.nodes] + tail
     compute = [p.kind in COMPUTE_KINDS for p in m.ops]
     point = _count([p.epochs for p in m.ops], opts.epoch_controller, compute)
-    other = _count([p.alt if p.alt is not None else p.epochs for p in m.ops],
-                   opts.epoch_controller, compute)
-    runs = (point, other)
+
+    def extreme(pick):  # every uncertain operator at its fewest (or most) non-hw steps
+        return [pick([p.epochs] + alternatives(p), key=lambda s: sum(x != "hw" for x in s))
+                for p in m.ops]
+
+    low = _count(extreme(min), opts.epoch_controller, compute)
+    high = _count(extreme(max), opts.epoch_controller, compute)
+    runs = (point, low, high)
     if not opts.epoch_controller:
         est, lo, hi = NON_EC_FACTOR
         for r in runs:

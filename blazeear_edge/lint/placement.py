@@ -48,6 +48,9 @@ DYNAMIC_QUANT_OPS = frozenset({"DynamicQuantizeLinear", "ConvInteger", "MatMulIn
                                "MatMulIntegerToFloat", "DynamicQuantizeMatMul",
                                "DynamicQuantizeLSTM"})
 _INT_DTYPES = frozenset({"int8", "uint8", "int16", "uint16", "int4", "uint4"})
+#: a channel-doubling Pad's leading transpose ran in hw up to this spatial width (palm and
+#: face_landmarks: width 24 and 12 in hw, width 48 a hybrid DMA transpose in both)
+DOUBLING_PAD_HW_TRANSPOSE_MAX_WIDTH = 24
 
 _FD = "STM32N6-GettingStarted-FaceDetection Model/STM32N6570-DK/network.c"
 _OD = "STM32N6-GettingStarted-ObjectDetection Model/STM32N6570-DK/network.c"
@@ -85,9 +88,16 @@ PLACEMENT_RULES: dict[str, tuple[str, str]] = {
     "channel-pad": ("Pad on the channel axis adding fewer channels than it has: hybrid "
                     "transpose, the pad in hw, hybrid transpose back (exactly 2 hybrid)",
                     f"[ST] {_FD}: 11 pads of +4..+8 channels, 22 hybrid Transposes"),
-    "channel-pad-doubling": ("Pad that (at least) doubles the channels: up to 2 hybrid; the "
-                             "estimate counts 2, the range 0..2 (the condition is not known)",
-                             f"[ST] {_HL}: 4 hybrid for 3 pads; {_FL}: 1 hybrid for 3 pads"),
+    "channel-pad-doubling": ("Pad that (at least) doubles the channels: 0 to 2 hybrid "
+                             "(range 0..2). Estimate: the transpose before it is hybrid when "
+                             f"the tensor is wider than {DOUBLING_PAD_HW_TRANSPOSE_MAX_WIDTH} "
+                             "(in hw at widths 24 and 12); the transpose after it is hybrid in "
+                             "a channels-last (TFLite) file, absent in a channels-first (ONNX) "
+                             "one. Fits 6 of 6 doubling pads; the after-rule cannot be told "
+                             "apart from the compiler version (2.1 vs 2.2)",
+                             f"[ST] {_HL}: pads at width 48/24/12 cost 2/1/1 hybrid (transpose "
+                             f"before the first only, after all three); {_FL}: width 48/24/12 "
+                             "cost 1/0/0 (Transpose_82 before the first; Pad_*_pad_kern in hw)"),
     "resize-nearest-x2": ("nearest Resize x2: an NPU expansion (hw) + 1 hybrid DepthToSpace",
                           f"[ST] {_OD}: 2 of 2 (Resize_*_resize_NN_to_expansion_dts)"),
     "resize-nearest": ("nearest Resize by another factor: hardware (not seen in ST's builds)",
@@ -132,8 +142,18 @@ class Placement:
     #: "software-op", ...; otherwise the same as ``reason``)
     intrinsic: str = ""
     rule: str = "hw"  #: the :data:`PLACEMENT_RULES` entry that decided it
-    #: the other possible steps when the rule's exact condition is unknown (None: certain)
+    #: the other possible steps when the rule's exact condition is unknown (None: certain):
+    #: one tuple of steps, or a tuple of such tuples (see :func:`alternatives`)
     alt: tuple | None = None
+
+
+def alternatives(p: Placement) -> list:
+    """The other possible epoch steps of an uncertain placement (empty when certain)."""
+    if p.alt is None:
+        return []
+    if p.alt and isinstance(p.alt[0], tuple):
+        return [tuple(a) for a in p.alt]
+    return [tuple(p.alt)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,7 +367,7 @@ def place_quantised(g: Graph, n: Node, k: str, opts: StedgeaiOptions) -> tuple:
             steps = ("hybrid", "hw", "hybrid")
             if cin is not None and c < cin:
                 return "hybrid", steps, "channel-pad", "channel-pad", None
-            return "hybrid", steps, "channel-pad", "channel-pad-doubling", ("hw",)
+            return _doubling_pad(g, n)
         return "hw", ("hw",), "", "hw", None
     if k == "Transpose":
         if not g.activation_inputs(n):
@@ -386,6 +406,21 @@ def place_quantised(g: Graph, n: Node, k: str, opts: StedgeaiOptions) -> tuple:
     if k in SW_KINDS:
         return "sw", ("sw",), "software-op", "software-op", None
     return "sw", ("sw",), "unknown-op", "unknown-op", None
+
+
+def _doubling_pad(g: Graph, n: Node) -> tuple:
+    """A Pad that (at least) doubles the channels: the estimate of the ``channel-pad-doubling``
+    rule (a leading hybrid transpose on wide tensors, a trailing one in channels-last files),
+    with the range 0..2 hybrid as alternatives."""
+    x = _shape(g, n.inputs[0]) if n.inputs else None
+    sp = _spatial(g, x)
+    width = sp[1] if sp and isinstance(sp[1], (int, np.integer)) and sp[1] > 0 else None
+    before = width is None or width > DOUBLING_PAD_HW_TRANSPOSE_MAX_WIDTH
+    after = g.layout == "NHWC"
+    steps = (("hybrid",) if before else ()) + ("hw",) + (("hybrid",) if after else ())
+    alts = tuple(a for a in (("hw",), ("hybrid", "hw", "hybrid")) if a != steps)
+    unit = "hybrid" if "hybrid" in steps else "hw"
+    return unit, steps, "channel-pad", "channel-pad-doubling", alts
 
 
 def _place_conv(g: Graph, n: Node) -> tuple:

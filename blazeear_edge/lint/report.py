@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .footprint import RAM_POOL_BAND, RAM_POOL_FACTOR, WEIGHTS_ST_BAND, footprint_dict
 from .mapping import HYBRID_WEIGHT, MACC_PER_COST_UNIT, SW_WEIGHT, Mapping
+from .placement import alternatives
 from .rules import RULES, Finding
 
 #: keys of ``LintReport.to_dict()``, in order (documented in docs/lint.md)
@@ -139,6 +140,7 @@ def format_text(rep: LintReport, show_ops: bool = False) -> str:
         lines.extend(_table(("#", "NODE", "OP", "UNIT", "EPOCH STEPS", "RULE"),
                             [(i, _clip(p.node, 48), _clip(p.op, 32), p.unit,
                               "+".join(p.epochs) or "-",
-                              p.rule + (f" (or {'+'.join(p.alt)})" if p.alt is not None else ""))
+                              p.rule + (" (or " + " or ".join("+".join(a) or "-" for a in alternatives(p))
+                                        + ")" if p.alt is not None else ""))
                              for i, p in enumerate(m.ops)]))
     return "\n".join(lines)
