@@ -203,12 +203,32 @@ def test_small_channel_pad_is_exactly_two_hybrid():
     assert rep.mapping.epochs == {"hw": 3, "hybrid": 2, "sw": 0} and rep.mapping.exact
 
 
-def test_doubling_channel_pad_is_up_to_two_hybrid():
-    rep = as_int8(_pad(16, 32))
+def _pad_at(cin, cout, hw):
+    pads = np.array([0, 0, 0, 0, 0, cout - cin, 0, 0], np.int64)
+    a = conv("x", "c", "c1", cin, cin)
+    b = conv("p", "y", "c2", cout, cout)
+    return model([a[0], oh.make_node("Pad", ["c", "pads"], ["p"], "pad"), b[0]],
+                 (1, cin, hw, hw), (1, cout, hw, hw), [a[1], b[1], ("pads", pads)])
+
+
+@pytest.mark.parametrize("width, epochs", [
+    (48, {"hw": 2, "hybrid": 1, "sw": 0}),  # face_landmarks' first pad: Transpose_82 before it
+    (24, {"hw": 1, "hybrid": 0, "sw": 0}),  # its 2nd and 3rd: Pad_*_pad_kern, all in hw
+    (12, {"hw": 1, "hybrid": 0, "sw": 0})])
+def test_doubling_channel_pad_onnx(width, epochs):
+    """Channels-first (ONNX) doubling pad: hybrid transpose before it only on wide tensors,
+    none after (x-cube-n6-ai-face-landmarks, face_landmark.c); the range stays 0..2."""
+    rep = as_int8(_pad_at(16, 32, width))
     assert rules(rep) == ["hw", "channel-pad-doubling", "hw"]
-    assert rep.mapping.epochs == {"hw": 3, "hybrid": 2, "sw": 0} and not rep.mapping.exact
-    assert rep.mapping.epochs_range == {"hw": [1, 3], "hybrid": [0, 2], "sw": [0, 0]}
-    assert "range" in rep.format_text()
+    assert rep.mapping.epochs == epochs and not rep.mapping.exact
+    assert rep.mapping.epochs_range["hybrid"] == [0, 2]
+    assert "range" in rep.format_text() and "or " in rep.format_text(show_ops=True)
+
+
+def test_small_pad_is_not_doubling_at_any_width():
+    for width in (12, 48):  # BlazeFace: +4..+8 channels cost 2 hybrid at every width
+        rep = as_int8(_pad_at(24, 28, width))
+        assert rep.mapping.epochs == {"hw": 3, "hybrid": 2, "sw": 0} and rep.mapping.exact
 
 
 def _concat_model():
@@ -283,6 +303,15 @@ def tflite_rules(tmp_path_factory):
         h = tf.nn.conv2d(x, k(1, 1, 4, 4), 1, "SAME")
         return tf.image.resize(h, (16, 16), method="nearest")
 
+    def doubling_pad(width):
+        @tf.function(input_signature=[tf.TensorSpec((1, width, width, 4), tf.float32)])
+        def f(x):
+            h = tf.nn.conv2d(x, k(1, 1, 4, 4), 1, "SAME")
+            h = tf.pad(h, [[0, 0], [0, 0], [0, 0], [0, 4]])
+            return tf.nn.conv2d(h, k(1, 1, 8, 8), 1, "SAME")
+        f.__name__ = f"doubling_pad_{width}"
+        return f
+
     @tf.function(input_signature=spec)
     def d2s(x):
         h = tf.nn.conv2d(x, k(1, 1, 4, 8), 1, "SAME")
@@ -291,14 +320,16 @@ def tflite_rules(tmp_path_factory):
     def convert(fn):
         c = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
         c.optimizations = [tf.lite.Optimize.DEFAULT]
-        c.representative_dataset = lambda: ([rng.uniform(-1, 1, (1, 8, 8, 4)).astype(np.float32)]
+        shape = fn.input_signature[0].shape
+        c.representative_dataset = lambda: ([rng.uniform(-1, 1, shape).astype(np.float32)]
                                             for _ in range(2))
         c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         p = out_dir / f"{fn.__name__}.tflite"
         p.write_bytes(c.convert())
         return p
 
-    return {f.__name__: convert(f) for f in (dilated, upsample, d2s)}
+    fns = (dilated, upsample, d2s, doubling_pad(48), doubling_pad(24))
+    return {f.__name__: convert(f) for f in fns}
 
 
 def test_tflite_dilated_conv(tflite_rules):
@@ -314,6 +345,18 @@ def test_tflite_nearest_resize_x2(tflite_rules):
     rep = lint_model(tflite_rules["upsample"], **INT_OUT)
     assert "resize-nearest-x2" in rules(rep)
     assert rep.mapping.epochs == {"hw": 1, "hybrid": 1, "sw": 0}  # yolo_x: hw + DepthToSpace
+
+
+@pytest.mark.parametrize("width, epochs", [
+    (48, {"hw": 3, "hybrid": 2, "sw": 0}),  # palm's first pad: transposes before and after
+    (24, {"hw": 2, "hybrid": 1, "sw": 0})])  # its 2nd and 3rd: the transpose after only
+def test_tflite_doubling_channel_pad(tflite_rules, width, epochs):
+    """Channels-last (TFLite) doubling pad (x-cube-n6-ai-hand-landmarks, palm_detector.c)."""
+    rep = lint_model(tflite_rules[f"doubling_pad_{width}"], **INT_OUT)
+    pads = [p for p in rep.mapping.ops if p.rule == "channel-pad-doubling"]
+    assert len(pads) == 1
+    assert rep.mapping.epochs == epochs and not rep.mapping.exact
+    assert rep.mapping.epochs_range["hybrid"] == [0, 2]
 
 
 def test_tflite_depth_to_space_and_float_output(tflite_rules):

@@ -82,8 +82,9 @@ def test_footprint_bands_hold(entry):
 
 
 def test_score_on_the_shipped_compiles():
-    """The closing figure: exact epochs by kind on at least 4 of the 7, the others in range,
-    and the total within 2 on the non-EC build (yamnet: 36 scheduler epochs)."""
+    """The closing figure: exact epochs by kind on at least 6 of the 7 (all EC builds, the
+    channel-doubling pads of palm and face_landmarks included), the others in range, and the
+    total within 2 on the non-EC build (yamnet: 36 scheduler epochs, 35 estimated)."""
     if not TRUTH.is_file():
         pytest.skip(f"ST compiles not found at {TRUTH}")
     exact, total_close = 0, 0
@@ -93,7 +94,7 @@ def test_score_on_the_shipped_compiles():
         st = st_epochs(entry)
         exact += rep.mapping.epochs == st
         total_close += abs(rep.mapping.total_epochs - sum(st.values())) <= 2
-    assert exact >= 4 and len(entries) == 7
+    assert exact >= 6 and len(entries) == 7
     assert total_close >= 5
 
 
