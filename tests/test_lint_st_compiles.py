@@ -95,7 +95,7 @@ def test_score_on_the_shipped_compiles():
         exact += rep.mapping.epochs == st
         total_close += abs(rep.mapping.total_epochs - sum(st.values())) <= 2
     assert exact >= 6 and len(entries) == 7
-    assert total_close >= 5
+    assert total_close == len(entries)  # yamnet 38 vs 39, the others exact
 
 
 def test_rewrites_seen_in_st_builds_are_named(request):

@@ -14,9 +14,11 @@ The model, from 12 real STM32N6 compiles (``../shared/docs/st-n6-compiles.md``):
   were 1.0-1.4 for plain CNNs (median about 1.2) and up to 2.8 for PReLU-heavy graphs; the estimate
   is ``round(1.2 x compute operators)`` with the range ``1.0x .. 1.4x`` (``NON_EC_FACTOR``).
 * Rules whose exact condition is unknown (doubling channel pads, a Concat of 1-wide columns before
-  a float output) give an alternative placement; the estimate counts the pessimistic one and
-  ``epochs_range`` spans both. Scheduling can move independent non-hardware epochs together, so
-  expect +-1-2 blobs in EC mode when several are independent.
+  a float output) give alternative placements: the estimate counts the placement the evidence
+  points to (for doubling pads, the one that matches ST's palm and face_landmarks builds) and
+  ``epochs_range`` spans every uncertain operator at its fewest and at its most non-hardware
+  steps. Scheduling can move independent non-hardware epochs together, so expect +-1-2 blobs in EC
+  mode when several are independent.
 
 On ST's BlazeFace-128 (11 channel pads, everything else in hardware, integer I/O) this gives
 12 hardware runs between the pads + 11 pads = 23 hw and 2 x 11 = 22 hybrid epochs: ST's 45.
