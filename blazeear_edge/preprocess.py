@@ -44,10 +44,11 @@ class Letterbox:
         return cls(width, height, new_w, new_h, (size - new_w) // 2, (size - new_h) // 2, size)
 
     @cached_property
-    def pad_scale(self) -> tuple[np.ndarray, np.ndarray]:
-        """((pad_x, pad_y), (new_w / width, new_h / height)) as float32, for :meth:`to_image`."""
+    def pad_scale(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(size, (pad_x, pad_y), (new_w / width, new_h / height)) as float32 arrays (size 0-d):
+        the operands of :meth:`to_image`, for the decode's letterbox removal."""
         f = np.float32
-        return (np.array([self.pad_x, self.pad_y], np.float32),
+        return (np.array(self.size, np.float32), np.array([self.pad_x, self.pad_y], np.float32),
                 np.array([f(self.new_w) / f(self.width), f(self.new_h) / f(self.height)],
                          np.float32))
 
