@@ -544,7 +544,8 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
     if n > 1:  # NMS order: score descending, ties by anchor index (Python's sort is stable,
         sl = s.tolist()  # also with reverse=True, and the candidates are in anchor order)
         order = sorted(range(n), key=sl.__getitem__, reverse=True)
-        c, s = c.take(order, axis=0), s.take(order)
+        if order != list(range(n)):
+            c, s = c.take(order, axis=0), s.take(order)
     k = int(cfg.max_candidates)
     # pair extents of the box corners (their diagonal is each box's width and height),
     # computed before the validity test when the cap cannot bind
@@ -565,13 +566,13 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
     if 0 < k < n:  # the cap: the first k in NMS order
         c, s, n, d = c[:k], s[:k], k, None
     cc, tops = _nms_sorted(c, s, cfg.iou_thresh, cfg.nms, cfg.max_detections, d)
-    if letterbox is not None:
+    if letterbox is not None:  # (u * size - pad) / scale, x and y alternating along a row
         size, pad, sxy = letterbox.pad_scale
-        t = cc.reshape(-1, 8, 2) * size
-        t -= pad
-        t /= sxy
-        cc = t.reshape(-1, 16)
-    return Detections(cc[:, :4], cc[:, 4:].reshape(-1, 6, 2), s.take(tops))
+        cc = cc * size
+        cc -= pad
+        cc /= sxy
+    return Detections(cc[:, :4], cc[:, 4:].reshape(-1, 6, 2),
+                      s[:1] if tops == [0] else s.take(tops))
 
 
 _MINUS_PLUS_HALF = np.array([[-0.5], [0.5]], np.float32)  # (2, 1)
@@ -610,8 +611,20 @@ def _over_matrix(d: np.ndarray, iou_thresh) -> np.ndarray:
     union = area[:, None] + area
     union -= inter
     np.maximum(union, _TINY, out=union)
-    union = np.divide(inter, union, out=union)
-    return union > _F(iou_thresh)
+    return np.divide(inter, union, out=union) > _const32(iou_thresh)
+
+
+def _const32(v: float) -> np.ndarray:
+    """``v`` as a 0-d float32 array (the value ``np.float32(v)``), cached."""
+    c = _CONSTS.get(v)
+    if c is None:
+        c = np.array(v, np.float32)
+        if len(_CONSTS) < 64:
+            _CONSTS[v] = c
+    return c
+
+
+_CONSTS: dict = {}
 
 
 def _nms_sorted(c: np.ndarray, s: np.ndarray, iou_thresh: float, kind: str,
@@ -626,16 +639,18 @@ def _nms_sorted(c: np.ndarray, s: np.ndarray, iou_thresh: float, kind: str,
     it), then one division for all outputs.
     """
     n = s.shape[0]
-    if n == 1:
-        rows = [[bool(_iou_self(c[0]) > _F(iou_thresh))]]
-    else:
-        rows = _over_matrix(_pair_extents(c) if d is None else d, iou_thresh).tolist()
     weighted = kind == "weighted"
+    if n == 1:  # one output: the candidate, or its weighted mean with itself, c * s / s
+        if weighted and _iou_self(c[0]) > _F(iou_thresh):
+            c = c * s[:, None]
+            c /= s[:, None]
+        return c, [0]
+    over = _over_matrix(_pair_extents(c) if d is None else d, iou_thresh)
     tops, groups = [], []
     remaining = list(range(n))
     while remaining:
         top = remaining[0]
-        row = rows[top]
+        row = over[top].tolist()
         tops.append(top)
         if weighted:
             members = [j for j in remaining if row[j]]
