@@ -591,8 +591,9 @@ _TINY = np.array(1e-45, np.float32)  # the smallest positive float32 (subnormal)
 def _pair_extents(c: np.ndarray) -> np.ndarray:
     """(n, 16) coordinates -> (2, n, n): ``[:, i, j]`` = (min(x1) - max(x0), min(y1) - max(y0))
     of boxes i and j, the intersection's width and height in :func:`iou_one_to_many`'s
-    operations (coordinate-major, so each operation loops over n, not over 2)."""
-    t = c[:, :4].T
+    operations (coordinate-major, so each operation loops over n, not over 2; the corners are
+    copied into a contiguous (4, n) block first, which the broadcast operations read faster)."""
+    t = np.ascontiguousarray(c[:, :4].T)
     return np.minimum(t[2:, :, None], t[2:, None, :]) - np.maximum(t[:2, :, None], t[:2, None, :])
 
 
