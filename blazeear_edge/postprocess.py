@@ -541,8 +541,10 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
         # rows 0, 1 <- centre - size * 0.5, centre + size * 0.5 (x + (-h) is x - h exactly)
         pts[:, 0:2] = pts[:, 0:1] + q[:, 1:2] * _MINUS_PLUS_HALF
         c = pts.reshape(-1, 16)
-    if n > 1:  # NMS order: score descending, ties by anchor index (Python's sort is stable,
-        sl = s.tolist()  # also with reverse=True, and the candidates are in anchor order)
+    if n > 1:
+        # NMS order: score descending, ties by anchor index (the candidates are in anchor
+        # order; Python's sort is stable, also with reverse=True)
+        sl = s.tolist()
         order = sorted(range(n), key=sl.__getitem__, reverse=True)
         if order != list(range(n)):
             c, s = c.take(order, axis=0), s.take(order)
