@@ -508,7 +508,7 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
     anchor index), so the candidate cap is a slice and a group holding every candidate is summed
     without gathering it. The NMS rounds are bookkeeping on Python lists (a handful of
     candidates per real frame); the arithmetic stays in float32 NumPy, a fixed number of calls
-    per frame (about 35 on a frame with candidates) plus one or two per output. Every
+    per frame (about 40 on a frame with candidates) plus one or two per output. Every
     arithmetic operation and its operands are those of the step-by-step reference functions
     above, so the results are bit-identical (tests check it on random and real outputs).
     """
