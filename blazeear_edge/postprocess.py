@@ -419,12 +419,14 @@ def decode_outputs(outputs, anchors: np.ndarray, cfg: DecodeConfig = DecodeConfi
         while starts[p] > first:
             p -= 1
         if p + 1 == len(starts) or last < starts[p + 1]:
-            rows = raw[p].reshape(-1, NUM_COORDS)[idx - starts[p] if starts[p] else idx]
+            rows = raw[p].reshape(-1, NUM_COORDS).take(idx - starts[p] if starts[p] else idx,
+                                                       axis=0)
         else:
-            rows = np.concatenate(raw, axis=None).reshape(-1, NUM_COORDS)[idx]
+            rows = np.concatenate(raw, axis=None).reshape(-1, NUM_COORDS).take(idx, axis=0)
         if rows.dtype.kind == "f":
             return rows.astype(np.float32, copy=False)
-        return (rows.astype(np.int32) - r_zp[idx]).astype(np.float32) * r_scale[idx]
+        return ((rows.astype(np.int32) - r_zp.take(idx, axis=0)).astype(np.float32)
+                * r_scale.take(idx, axis=0))
 
     return _decode_fast(logits, gather, anchors, cfg, letterbox)
 
@@ -502,80 +504,98 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
 
     ``logits >= logit_bound(thresh)`` selects exactly the anchors whose score passes, so the
     sigmoid runs on the survivors only (as ST's C post-processing does in the int8 domain). The
-    order (score descending, ties by anchor index), the candidate cap and the NMS rounds are
-    bookkeeping on Python lists (a handful of candidates per real frame); the arithmetic stays
-    in float32 NumPy, a fixed number of calls per frame plus one or two per output. The results
-    are bit-identical to the step-by-step reference functions above (tests check it).
+    survivors are decoded in anchor order, then put in NMS order once (score descending, ties by
+    anchor index), so the candidate cap is a slice and a group holding every candidate is summed
+    without gathering it. The NMS rounds are bookkeeping on Python lists (a handful of
+    candidates per real frame); the arithmetic stays in float32 NumPy, a fixed number of calls
+    per frame (about 40 on a frame with candidates) plus one or two per output. Every
+    arithmetic operation and its operands are those of the step-by-step reference functions
+    above, so the results are bit-identical (tests check it on random and real outputs).
     """
     clip = float(cfg.score_clip)
-    cand = (logits >= logit_bound(cfg.score_thresh, clip)).nonzero()[0]
-    if not cand.size:
+    bound = logit_bound(cfg.score_thresh, clip)
+    cand = (logits >= bound).nonzero()[0]
+    n = cand.size
+    if not n:
         return Detections(_NO_BOXES, _NO_KEYPOINTS, _NO_SCORES)
-    x = logits[cand]
-    if clip < 17.5:  # above ~17.3 the float32 sigmoid is 1.0 anyway: the upper clip is moot
-        x = np.minimum(x, _F(clip))
-    e = np.exp(-x, dtype=np.float64)  # the sigmoid of _sigmoid32, in place
+    x = logits[cand]  # a copy: the sigmoid of _sigmoid32 runs in place on it
+    # above ~17.3 the float32 sigmoid is 1.0 anyway (the upper clip is moot), and below the
+    # bound nothing is a candidate (the lower clip is moot) unless every logit passes
+    if clip < 17.5 or bound == -math.inf:
+        np.clip(x, _F(-clip), _F(clip), out=x)
+    np.negative(x, out=x)
+    e = np.exp(x, dtype=np.float64)
     e += 1.0
     s = np.divide(1.0, e, out=e).astype(np.float32)
     r = gather(cand).reshape(-1, 8, 2)  # row 0: centre offset, 1: size, 2..7: keypoints
-    if getattr(anchors, "dtype", _F64).char != "f":
-        anchors = np.asarray(anchors, np.float32)
-    a = anchors[cand]
+    a = (anchors if isinstance(anchors, np.ndarray) else np.asarray(anchors)).take(cand, axis=0)
+    if a.dtype.char != "f":
+        a = a.astype(np.float32)
     if cfg.x_scale != cfg.y_scale or cfg.w_scale != cfg.x_scale or cfg.h_scale != cfg.y_scale:
         boxes, kps = decode_boxes(r.reshape(-1, 16), a, cfg)  # general (rare) scales
-        pts = np.concatenate([boxes, kps.reshape(-1, 12)], axis=1).reshape(-1, 8, 2)
+        c = np.concatenate([boxes, kps.reshape(-1, 12)], axis=1)
     else:
-        q = r / (_F128 if cfg.x_scale == 128.0 else _F(cfg.x_scale)) * a[:, None, 2:4]  # raw / 128 * anchor size, every row
+        scale = _F128 if cfg.x_scale == 128.0 else _F(cfg.x_scale)
+        q = r / scale * a[:, None, 2:4]  # raw / 128 * anchor size, every row
         pts = q + a[:, None, 0:2]  # row 0: centre; rows 2..7: keypoints
         # rows 0, 1 <- centre - size * 0.5, centre + size * 0.5 (x + (-h) is x - h exactly)
         pts[:, 0:2] = pts[:, 0:1] + q[:, 1:2] * _MINUS_PLUS_HALF
-    c = pts.reshape(-1, 16)
-    n = c.shape[0]
+        c = pts.reshape(-1, 16)
+    if n > 1:
+        # NMS order: score descending, ties by anchor index (the candidates are in anchor
+        # order; Python's sort is stable, also with reverse=True)
+        sl = s.tolist()
+        order = sorted(range(n), key=sl.__getitem__, reverse=True)
+        if order != list(range(n)):
+            c, s = c.take(order, axis=0), s.take(order)
     k = int(cfg.max_candidates)
     # pair extents of the box corners (their diagonal is each box's width and height),
     # computed before the validity test when the cap cannot bind
     d = _pair_extents(c) if 1 < n and not 0 < k < n else None
-    wh = d.diagonal(0, 1, 2) if d is not None else pts[:, 1] - pts[:, 0]
+    if d is not None:
+        wh = d.diagonal(0, 1, 2)
+    else:
+        p = c.reshape(-1, 8, 2)
+        wh = p[:, 1] - p[:, 0]
     # valid: x1 >= x0 and y1 >= y0 (x1 - x0 >= 0 exactly when x1 >= x0) and no NaN
     if not wh.min() >= 0 or not math.isfinite(c.sum()):
-        ok = (pts[:, 1] >= pts[:, 0]).all(axis=1) & ~np.isnan(c).any(axis=1)
+        p = c.reshape(-1, 8, 2)
+        ok = (p[:, 1] >= p[:, 0]).all(axis=1) & ~np.isnan(c).any(axis=1)
         c, s, d = c[ok], s[ok], None
         n = c.shape[0]
         if n == 0:
             return Detections()
-    sl = s.tolist()
-    # score descending, ties by anchor index (the candidates are in anchor order; Python's
-    # sort is stable, also with reverse=True)
-    order = sorted(range(n), key=sl.__getitem__, reverse=True) if n > 1 else [0]
-    if 0 < k < n:  # the cap: the first k in that order enter NMS
-        c, s = c[order[:k]], s[order[:k]]
-        sl = [sl[i] for i in order[:k]]
-        n, order, d = k, list(range(k)), None
-    cc, tops = _nms_sorted(c, s, order, cfg.iou_thresh, cfg.nms, cfg.max_detections, d)
-    if letterbox is not None:
-        pad, sxy = letterbox.pad_scale
-        cc = ((cc.reshape(-1, 8, 2) * _F(letterbox.size) - pad) / sxy).reshape(-1, 16)
+    if 0 < k < n:  # the cap: the first k in NMS order
+        c, s, n, d = c[:k], s[:k], k, None
+    cc, tops = _nms_sorted(c, s, cfg.iou_thresh, cfg.nms, cfg.max_detections, d)
+    if letterbox is not None:  # (u * size - pad) / scale, x and y alternating along a row
+        size, pad, sxy = letterbox.pad_scale
+        cc = cc * size
+        cc -= pad
+        cc /= sxy
     return Detections(cc[:, :4], cc[:, 4:].reshape(-1, 6, 2),
-                      np.array([sl[t] for t in tops], np.float32))
+                      s[:1] if tops == [0] else s.take(tops))
 
 
 _MINUS_PLUS_HALF = np.array([[-0.5], [0.5]], np.float32)  # (2, 1)
-_F128 = np.float32(128.0)
+# float32 constants as 0-d arrays: the cheapest operand form for a ufunc (same arithmetic)
+_F128 = np.array(128.0, np.float32)
 _ONES = np.ones((NUM_ANCHORS, 1), np.float32)
 _F64 = np.dtype(np.float64)
 # shared zero-size results of frames without candidates (nothing can be written into them)
 _NO_BOXES = np.zeros((0, 4), np.float32)
 _NO_KEYPOINTS = np.zeros((0, 6, 2), np.float32)
 _NO_SCORES = np.zeros((0,), np.float32)
-_ZERO = np.float32(0.0)
-_TINY = np.float32(1e-45)  # the smallest positive float32 (subnormal)
+_ZERO = np.array(0.0, np.float32)
+_TINY = np.array(1e-45, np.float32)  # the smallest positive float32 (subnormal)
 
 
 def _pair_extents(c: np.ndarray) -> np.ndarray:
     """(n, 16) coordinates -> (2, n, n): ``[:, i, j]`` = (min(x1) - max(x0), min(y1) - max(y0))
     of boxes i and j, the intersection's width and height in :func:`iou_one_to_many`'s
-    operations (coordinate-major, so each operation loops over n, not over 2)."""
-    t = c[:, :4].T
+    operations (coordinate-major, so each operation loops over n, not over 2; the corners are
+    copied into a contiguous (4, n) block first, which the broadcast operations read faster)."""
+    t = np.ascontiguousarray(c[:, :4].T)
     return np.minimum(t[2:, :, None], t[2:, None, :]) - np.maximum(t[:2, :, None], t[:2, None, :])
 
 
@@ -594,13 +614,26 @@ def _over_matrix(d: np.ndarray, iou_thresh) -> np.ndarray:
     union = area[:, None] + area
     union -= inter
     np.maximum(union, _TINY, out=union)
-    return inter / union > _F(iou_thresh)
+    return np.divide(inter, union, out=union) > _const32(iou_thresh)
 
 
-def _nms_sorted(c: np.ndarray, s: np.ndarray, order: list, iou_thresh: float, kind: str,
+def _const32(v: float) -> np.ndarray:
+    """``v`` as a 0-d float32 array (the value ``np.float32(v)``), cached."""
+    c = _CONSTS.get(v)
+    if c is None:
+        c = np.array(v, np.float32)
+        if len(_CONSTS) < 64:
+            _CONSTS[v] = c
+    return c
+
+
+_CONSTS: dict = {}
+
+
+def _nms_sorted(c: np.ndarray, s: np.ndarray, iou_thresh: float, kind: str,
                 max_detections: int, d: np.ndarray | None = None) -> tuple[np.ndarray, list]:
-    """NMS over (n, 16) coordinates visited in ``order`` (indices, best first) -> the outputs'
-    coordinates and the index of each output's top.
+    """NMS over (n, 16) coordinates in NMS order (best first) -> the outputs' coordinates and
+    the position of each output's top.
 
     The rounds (who is the top, who are its candidates) run on Python lists over the all-pairs
     IoU test computed once; each output's weighted mean is one float32 row sum over its
@@ -609,16 +642,18 @@ def _nms_sorted(c: np.ndarray, s: np.ndarray, order: list, iou_thresh: float, ki
     it), then one division for all outputs.
     """
     n = s.shape[0]
-    if n == 1:
-        rows = [[bool(_iou_self(c[0]) > _F(iou_thresh))]]
-    else:
-        rows = _over_matrix(_pair_extents(c) if d is None else d, iou_thresh).tolist()
     weighted = kind == "weighted"
+    if n == 1:  # one output: the candidate, or its weighted mean with itself, c * s / s
+        if weighted and _iou_self(c[0]) > _F(iou_thresh):
+            c = c * s[:, None]
+            c /= s[:, None]
+        return c, [0]
+    over = _over_matrix(_pair_extents(c) if d is None else d, iou_thresh)
     tops, groups = [], []
-    remaining = order
+    remaining = list(range(n))
     while remaining:
         top = remaining[0]
-        row = rows[top]
+        row = over[top].tolist()
         tops.append(top)
         if weighted:
             members = [j for j in remaining if row[j]]
@@ -632,11 +667,13 @@ def _nms_sorted(c: np.ndarray, s: np.ndarray, order: list, iou_thresh: float, ki
         if max_detections and len(tops) >= max_detections:
             break
     if not weighted:
-        return c[tops], tops
+        return c.take(tops, axis=0), tops
     cw = np.concatenate((c, _ONES[:n]), axis=1)  # [c, 1] * s = [c * s, s] exactly
     cw *= s[:, None]
     if len(groups) == 1 and groups[0] is not None:  # one output (the usual real frame)
-        acc = cw[groups[0]].sum(axis=0, keepdims=True)
+        members = groups[0]
+        acc = (cw if len(members) == n else cw.take(members, axis=0)).sum(axis=0,
+                                                                          keepdims=True)
         return acc[:, :16] / acc[:, 16:], tops
     acc = np.empty((len(tops), 17), np.float32)
     for i, members in enumerate(groups):
@@ -646,7 +683,7 @@ def _nms_sorted(c: np.ndarray, s: np.ndarray, order: list, iou_thresh: float, ki
         elif len(members) == 1:
             acc[i] = cw[members[0]]
         else:
-            cw[members].sum(axis=0, out=acc[i])
+            cw.take(members, axis=0).sum(axis=0, out=acc[i])
     return acc[:, :16] / acc[:, 16:], tops
 
 

@@ -44,12 +44,15 @@ class Letterbox:
         return cls(width, height, new_w, new_h, (size - new_w) // 2, (size - new_h) // 2, size)
 
     @cached_property
-    def pad_scale(self) -> tuple[np.ndarray, np.ndarray]:
-        """((pad_x, pad_y), (new_w / width, new_h / height)) as float32, for :meth:`to_image`."""
+    def pad_scale(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The float32 operands of :meth:`to_image` for a row of 8 (x, y) points, for the
+        decode's letterbox removal: (size (0-d), (pad_x, pad_y) * 8, (new_w / width,
+        new_h / height) * 8)."""
         f = np.float32
-        return (np.array([self.pad_x, self.pad_y], np.float32),
-                np.array([f(self.new_w) / f(self.width), f(self.new_h) / f(self.height)],
-                         np.float32))
+        return (np.array(self.size, np.float32),
+                np.tile(np.array([self.pad_x, self.pad_y], np.float32), 8),
+                np.tile(np.array([f(self.new_w) / f(self.width), f(self.new_h) / f(self.height)],
+                                 np.float32), 8))
 
     def to_image(self, xy: np.ndarray) -> np.ndarray:
         """Map (..., 2) normalised input coordinates to original-image pixels (float32)."""

@@ -57,14 +57,14 @@ C_TESTS = ("tests/test_harness.py::test_host_identical_to_numpy",)
 MUTANTS = [
     # --- NumPy decode (the path decode() / decode_outputs() take) ---------------------------
     Mutant("decode: score >= -> > (logit bound)", PP,
-           "cand = (logits >= logit_bound(", "cand = (logits > logit_bound(",
+           "cand = (logits >= bound).nonzero()", "cand = (logits > bound).nonzero()",
            (f"{CAP_TESTS}::test_logit_exactly_at_the_bound_is_kept_by_decode",)),
     Mutant("decode: IoU > -> >= (all-pairs NMS test)", PP,
-           "return inter / union > _F(iou_thresh)", "return inter / union >= _F(iou_thresh)",
+           "out=union) > _const32(iou_thresh)", "out=union) >= _const32(iou_thresh)",
            (f"{CAP_TESTS}::test_iou_exactly_at_the_threshold_is_not_suppressed_by_decode",)),
     Mutant("decode: IoU > -> >= (single candidate)", PP,
-           "rows = [[bool(_iou_self(c[0]) > _F(iou_thresh))]]",
-           "rows = [[bool(_iou_self(c[0]) >= _F(iou_thresh))]]",
+           "if weighted and _iou_self(c[0]) > _F(iou_thresh):",
+           "if weighted and _iou_self(c[0]) >= _F(iou_thresh):",
            (f"{CAP_TESTS}::test_iou_at_the_threshold_with_a_single_candidate",)),
     Mutant("decode: cap ties by descending anchor", PP,
            "order = sorted(range(n), key=sl.__getitem__, reverse=True)",
