@@ -143,6 +143,18 @@ MUTANTS = [
            "        return \"hw\", (\"hw\",), \"\", \"hw\", None\n"
            "    if k in (\"ReduceMean\", \"ReduceMax\"):",
            ("tests/test_lint_placement.py::test_matmul_gemm_placement",)),
+    # --- int8 fine-tuning simulation (quantize/qat.py) ----------------------------------------
+    Mutant("qat: block output (Add + ReLU) not rounded", "blazeear_edge/quantize/qat.py",
+           'names += [f"{n}.convs.0", f"{n}.convs.1", n]',
+           'names += [f"{n}.convs.0", f"{n}.convs.1"]',
+           ("tests/test_qat.py::test_simulation_rounds_where_and_as_onnxruntime_does",)),
+    Mutant("qat: zero point off by the sign of lo", "blazeear_edge/quantize/qat.py",
+           "zp = int(np.clip(np.round(-128 - lo / scale), -128, 127))",
+           "zp = int(np.clip(np.round(-128 + lo / scale), -128, 127))",
+           ("tests/test_qat.py::test_simulation_rounds_where_and_as_onnxruntime_does",)),
+    Mutant("qat: weights left off the grid at the end", "blazeear_edge/quantize/qat.py",
+           "            ints, s = to_grid(w)\n", "            ints, s = to_grid(w); break\n",
+           ("tests/test_qat.py::test_finetune_keeps_the_grid_and_lowers_the_simulated_loss",)),
 ]
 
 

@@ -49,6 +49,7 @@ from ..postprocess import CONCAT_OUTPUTS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS, Deco
 from ..quantize import (activation_sqnr, onnx_output_quantization, quantize_onnx,
                         quantize_tflite)
 from ..quantize.equalize import equalize_blocks
+from ..quantize.qat import finetune
 from ..quantize.rounding import prepare_weights, weight_overrides
 from ..runtimes import onnx_session, run_onnx, run_tflite, run_torch, tflite_io
 from ..stapp import (ST_APP_DECODE, calibration_to_camera, fold_camera_input,
@@ -343,12 +344,13 @@ def onnx_int8(plan: ExportPlan) -> None:
 
 
 def prepare_int8_weights(plan: ExportPlan) -> None:
-    """The int8 weight lever (:func:`blazeear_edge.quantize.rounding.prepare_weights`): the
-    model with every conv weight on the per-channel int8 grid both quantisers recompute, so the
-    learned rounding reaches the ONNX and the TFLite artifact alike. Nothing for plain
-    round-to-nearest without bias correction (the quantisers then round by themselves)."""
+    """The int8 weight levers (:mod:`blazeear_edge.quantize.rounding`, then optionally
+    :mod:`blazeear_edge.quantize.qat`): the model with every conv weight on the per-channel int8
+    grid both quantisers recompute, so what was learned reaches the ONNX and the TFLite artifact
+    alike. Nothing for plain round-to-nearest without bias correction or fine-tuning (the
+    quantisers then round by themselves)."""
     cfg = plan.cfg
-    if cfg.weight_rounding == "nearest" and not cfg.bias_correction:
+    if cfg.weight_rounding == "nearest" and not cfg.bias_correction and not cfg.qat_steps:
         return
     what = (f"AdaRound {cfg.rounding_iterations} iterations/layer"
             if cfg.weight_rounding == "adaround" else "round-to-nearest")
@@ -358,6 +360,19 @@ def prepare_int8_weights(plan: ExportPlan) -> None:
                                cfg.rounding_iterations, cfg.bias_correction,
                                progress=cfg.progress)
     plan.step(f"int8 weights ready in {prepared.report['seconds']:.1f} s")
+    if cfg.qat_steps:
+        sat = cfg.logit_saturation or 16.0
+        plan.step(f"int8 fine-tuning: {cfg.qat_steps} steps through the simulated int8 graph, "
+                  f"distilled from fp32 on {len(plan.calib)} calibration images ...")
+        tuned = finetune(plan.model, prepared.model, plan.calib.nchw, cfg.qat_steps,
+                         score_range=cfg.score_range or (-sat, sat), seed=cfg.seed,
+                         progress=cfg.progress)
+        sim = tuned.report["simulated_on_calibration"]
+        plan.step(f"int8 fine-tuning done in {tuned.report['seconds']:.0f} s (simulated score "
+                  f"KL on the calibration images {sim['before']['kl']:.3f} -> "
+                  f"{sim['after']['kl']:.3f})")
+        prepared.model = tuned.model
+        prepared.report["qat"] = tuned.report
     plan.int8_model, plan.weights_report = prepared.model, prepared.report
 
 

@@ -40,6 +40,10 @@ class ExportConfig:
     weight_rounding: str | None = None
     rounding_iterations: int = 2000  #: AdaRound iterations per layer (--thorough: 10000)
     bias_correction: bool = False  #: fold each conv's int8-vs-fp32 mean output shift into its bias
+    #: quantisation-aware fine-tuning steps after the rounding (0 = off; --thorough: QAT_THOROUGH):
+    #: the weights are trained through a simulation of the int8 graphs, distilled from the fp32
+    #: model on the calibration images, no labels (quantize.qat)
+    qat_steps: int = 0
     #: clip the score logits to [-s, s] in the graph, which is also their int8 range (None: no
     #: clip). Not the decode's sigmoid pre-clip (DecodeConfig.score_clip).
     logit_saturation: float | None = 16.0
@@ -93,7 +97,7 @@ class ExportConfig:
                 raise BlazeEarError(f"{name} must be one of {', '.join(choices)}, got "
                                     f"{getattr(self, name)!r}")
         for name, lo in (("calib_count", 1), ("verify_count", 1), ("opset", 7),
-                         ("rounding_iterations", 1),
+                         ("rounding_iterations", 1), ("qat_steps", 0),
                          ("max_candidates", 0)):
             if getattr(self, name) < lo:
                 raise BlazeEarError(f"{name} must be at least {lo}, got {getattr(self, name)}")
