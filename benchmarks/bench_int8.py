@@ -63,6 +63,7 @@ METHODS = {
                     "bias_correction": False},
     "adaround+qat300": {"weight_rounding": "adaround", "rounding_iterations": 2000,
                         "qat_steps": 300},
+    # export --thorough (main() checks qat_steps against quantize.qat.QAT_THOROUGH)
     "thorough": {"weight_rounding": "adaround", "rounding_iterations": 2000,
                  "qat_steps": 600},
     "percentile": {"weight_rounding": "nearest", "bias_correction": False,
@@ -333,6 +334,12 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if not (args.data / "train_coco.json").is_file():
         print(f"{args.data}: ear210 not found (train_coco.json / val_coco.json)", file=sys.stderr)
+        return 2
+    from blazeear_edge.quantize.qat import QAT_THOROUGH
+
+    if METHODS["thorough"]["qat_steps"] != QAT_THOROUGH:
+        print(f"METHODS['thorough'] is not export --thorough ({QAT_THOROUGH} steps)",
+              file=sys.stderr)
         return 2
     methods = [m for m in args.methods.split(",") if m]
     bad = [m for m in methods if m not in METHODS]
