@@ -38,7 +38,7 @@ class ExportConfig:
     #: | nearest (plain rounding). Both int8 artifacts get the same integers (quantize.rounding).
     #: None = adaround, or nearest with st_app (measured better at ST's 0.8 threshold)
     weight_rounding: str | None = None
-    rounding_iterations: int = 2000  #: AdaRound iterations per layer (--thorough: 10000)
+    rounding_iterations: int = 2000  #: AdaRound iterations per layer
     bias_correction: bool = False  #: fold each conv's int8-vs-fp32 mean output shift into its bias
     #: quantisation-aware fine-tuning steps after the rounding (0 = off; --thorough: QAT_THOROUGH):
     #: the weights are trained through a simulation of the int8 graphs, distilled from the fp32
