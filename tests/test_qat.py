@@ -16,7 +16,7 @@ from blazeear_edge.export.onnx_export import export_onnx  # noqa: E402
 from blazeear_edge.quantize import quantize_onnx  # noqa: E402
 from blazeear_edge.quantize.qat import (FakeQuantModel, activation_qparams, finetune,  # noqa: E402
                                         quant_points)
-from blazeear_edge.quantize.rounding import on_grid_error, to_grid  # noqa: E402
+from blazeear_edge.quantize.rounding import from_grid, on_grid_error, to_grid  # noqa: E402
 from blazeear_edge.weights import load_model  # noqa: E402
 
 
@@ -32,9 +32,7 @@ def grid_model():
     m.set_output_clip(16.0, None)
     with torch.no_grad():
         for conv in (x for x in m.modules() if isinstance(x, torch.nn.Conv2d)):
-            w = conv.weight.numpy()
-            q, s = to_grid(w)
-            conv.weight.copy_(torch.from_numpy(q.astype(np.float32) * s.reshape(-1, 1, 1, 1)))
+            conv.weight.copy_(torch.from_numpy(from_grid(*to_grid(conv.weight.numpy()))))
     return m
 
 
@@ -48,7 +46,7 @@ def _onnx_point(tensor: str) -> str | None:
     if parts[-1] == "Relu_output_0":
         return parts[-2]
     if parts[-1] == "Conv_output_0" and len(parts) >= 4 and parts[-3] == "convs":
-        return f"{parts[-4]}.{parts[-2].replace('convs.', 'convs.')}"
+        return f"{parts[-4]}.{parts[-2]}"
     return None  # MaxPool / Concat: values already on their input's grid
 
 

@@ -142,18 +142,14 @@ class Placement:
     #: "software-op", ...; otherwise the same as ``reason``)
     intrinsic: str = ""
     rule: str = "hw"  #: the :data:`PLACEMENT_RULES` entry that decided it
-    #: the other possible steps when the rule's exact condition is unknown (None: certain):
-    #: one tuple of steps, or a tuple of such tuples (see :func:`alternatives`)
+    #: the other possible epoch steps (a tuple of step tuples) when the rule's exact condition
+    #: is unknown (None: certain)
     alt: tuple | None = None
 
 
 def alternatives(p: Placement) -> list:
     """The other possible epoch steps of an uncertain placement (empty when certain)."""
-    if p.alt is None:
-        return []
-    if p.alt and isinstance(p.alt[0], tuple):
-        return [tuple(a) for a in p.alt]
-    return [tuple(p.alt)]
+    return list(p.alt or ())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,7 +393,7 @@ def place_quantised(g: Graph, n: Node, k: str, opts: StedgeaiOptions) -> tuple:
     if k == "Concat" and output_is_float(g, n, opts):
         out = _shape(g, n.outputs[0])
         if out and out[-1] == 1:  # a column: palm's score Concat stayed in hw, 1 datum
-            return "hw", ("hw",), "", "concat-float-output", ("hybrid",)
+            return "hw", ("hw",), "", "concat-float-output", (("hybrid",),)
         return "hybrid", ("hybrid",), "", "concat-float-output", None
     if bidirectional_broadcast(g, n):
         return "sw", ("sw",), "broadcast", "broadcast", None

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..errors import BlazeEarError
 from ..postprocess import SPLIT_OUTPUTS
-from .rounding import QMAX, PreparedWeights, to_grid, weight_scales
+from .rounding import QMAX, PreparedWeights, from_grid, to_grid, weight_scales
 
 #: anchors whose teacher probability reaches this count in the regressor loss
 RELEVANT = 0.1
@@ -332,10 +332,7 @@ def _finetune(teacher_model, student_model, calib, steps, score_range, input_ran
     with torch.no_grad():
         for conv in fq.convs:
             w = conv.weight.detach().numpy().astype(np.float32)
-            ints, s = to_grid(w)
-            conv.weight.copy_(torch.from_numpy(
-                (ints.astype(np.float32) * s.reshape(-1, *([1] * (w.ndim - 1))))
-                .astype(np.float32)))
+            conv.weight.copy_(torch.from_numpy(from_grid(*to_grid(w))))
     fq.calibrate(calib)
     after = _evaluate(fq, teacher, data, score_range)
     fq.remove()

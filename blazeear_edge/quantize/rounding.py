@@ -92,6 +92,12 @@ def to_grid(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q.astype(np.int8), s
 
 
+def from_grid(ints: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Float32 weights ``k * scale`` (per output channel, axis 0) from int8 integers."""
+    return (ints.astype(np.float32) * scales.reshape(-1, *([1] * (ints.ndim - 1)))).astype(
+        np.float32)
+
+
 def on_grid_error(w: np.ndarray) -> float:
     """Largest ``|w / scale - round(w / scale)|`` (0 when ``w`` sits on its own int8 grid)."""
     w = np.asarray(w, np.float32)
@@ -358,8 +364,7 @@ def _prepare(model, calib, method, iterations, bias_correction, progress, t0):
         else:
             ints, _ = to_grid(w)
             st = {}
-        s = weight_scales(w).reshape(-1, *([1] * (w.ndim - 1)))
-        wq = (ints.astype(np.float32) * s).astype(np.float32)
+        wq = from_grid(ints, weight_scales(w))
         row = {"layer": name, "shape": list(w.shape), **st}
         if bias_correction and conv.bias is not None:
             g = conv.groups
