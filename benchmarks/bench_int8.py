@@ -61,6 +61,8 @@ METHODS = {
                       "bias_correction": True},
     "adaround10k": {"weight_rounding": "adaround", "rounding_iterations": 10000,
                     "bias_correction": False},
+    "adaround+qat150": {"weight_rounding": "adaround", "rounding_iterations": 2000,
+                        "qat_steps": 150},
     "adaround+qat300": {"weight_rounding": "adaround", "rounding_iterations": 2000,
                         "qat_steps": 300},
     # export --thorough (main() checks qat_steps against quantize.qat.QAT_THOROUGH)
@@ -164,6 +166,7 @@ class Reference:
 
         model = load_model(weights, fold=True)
         model.set_output_clip(16.0, None)  # as the export's reference
+        self.model = model.eval()
         self.table = resolve_anchors(None, model.info.default_anchors).table
         self.specs = list(SPLIT_OUTPUTS)
         self.raw = run_torch_batched(model.eval(), ims.nchw, self.specs)
@@ -179,6 +182,19 @@ class Reference:
             self.gt = gt.coco
             self.gt_kind = "COCO ear boxes"
         self.fp32 = self.measure(self.raw, self.specs, self.specs)
+
+    def with_pixel_noise(self, lsb: int, seed: int) -> dict:
+        """The fp32 model itself on the same photos plus uniform integer noise of +-``lsb``
+        camera levels (of 255) per pixel: how far an unquantised model moves under sensor noise,
+        the yardstick for the int8 rows."""
+        from blazeear_edge.runtimes import run_torch_batched
+
+        rng = np.random.default_rng(seed)
+        x = self.ims.nchw
+        noise = rng.integers(-lsb, lsb + 1, size=x.shape).astype(np.float32) * np.float32(2 / 255)
+        noisy = np.clip(x + noise, -1.0, 1.0).astype(np.float32)  # input is p / 127.5 - 1
+        return self.measure(run_torch_batched(self.model, noisy, self.specs), self.specs,
+                            self.specs)
 
     def measure(self, raw, specs, stat_specs) -> dict:
         from blazeear_edge.evaluate import coco_metrics
@@ -244,7 +260,24 @@ def _ms(vals, fmt="{:.3f}"):
             f"{fmt.replace('+', '').format(statistics.stdev(vals))}")
 
 
-def summarise(results: dict, fp32: dict, meta: dict, baseline: str = "nearest") -> str:
+def _row(cells: list, rows: list, f: dict) -> str:
+    """One table row: the leading cells, then the figures of ``rows`` (one dict per draw)."""
+    return "| " + " | ".join(cells[:5] + [
+        _ms([r["ap50"] for r in rows]),
+        _ms([r["ap50"] - f["ap50"] for r in rows], "{:+.3f}"),
+        cells[5],
+        _ms([r["ap"] for r in rows]),
+        _ms([r["recall"] for r in rows]), _ms([r["precision"] for r in rows]),
+        f"{_ms([r['extra'] for r in rows], '{:.1f}')} / {rows[0]['ref']}",
+        _ms([r["mean_iou"] for r in rows]),
+        _ms([r["max_score_delta"] for r in rows], "{:.2f}"),
+        _ms([r["max_kp_err_px"] for r in rows], "{:.1f}"),
+        _ms([r["worst_sqnr_db"] for r in rows], "{:.1f}"),
+        cells[6]]) + " |"
+
+
+def summarise(results: dict, fp32: dict, meta: dict, baseline: str = "nearest",
+              noise: dict | None = None) -> str:
     lines = [f"Measured {meta['date']} on {meta['cpu']} ({meta['cores']} cores, shared); "
              f"calibration split: ear210 `val_coco.json` ({meta['draw_size']} of 18 photos per "
              f"draw) or the built-in set ({meta['builtin_count']} images per draw); measured on "
@@ -266,21 +299,20 @@ def summarise(results: dict, fp32: dict, meta: dict, baseline: str = "nearest") 
                 continue
             paired = [draws[k][fmt]["ap50"] - base[k][fmt]["ap50"] for k in draws
                       if k in base and fmt in base[k] and fmt in draws[k]]
-            lines.append("| " + " | ".join([
-                mk, ck, meth, str(len(rows)), fmt.replace("int8_", "int8 "),
-                _ms([r["ap50"] for r in rows]),
-                _ms([r["ap50"] - f["ap50"] for r in rows], "{:+.3f}"),
-                "-" if meth == baseline else _ms(paired, "{:+.3f}"),
-                _ms([r["ap"] for r in rows]),
-                _ms([r["recall"] for r in rows]), _ms([r["precision"] for r in rows]),
-                f"{_ms([r['extra'] for r in rows], '{:.1f}')} / {rows[0]['ref']}",
-                _ms([r["mean_iou"] for r in rows]),
-                _ms([r["max_score_delta"] for r in rows], "{:.2f}"),
-                _ms([r["max_kp_err_px"] for r in rows], "{:.1f}"),
-                _ms([r["worst_sqnr_db"] for r in rows], "{:.1f}"),
-                _ms([d["seconds"] for d in draws.values()], "{:.0f}"),
-            ]) + " |")
+            lines.append(_row([mk, ck, meth, str(len(rows)), fmt.replace("int8_", "int8 "),
+                               "-" if meth == baseline else _ms(paired, "{:+.3f}"),
+                               _ms([d["seconds"] for d in draws.values()], "{:.0f}")],
+                              rows, f))
+    for mk, by_lsb in sorted((noise or {}).items()):
+        for lsb, rows in sorted(by_lsb.items()):
+            lines.append(_row([mk, "-", f"fp32 + ±{lsb} LSB pixel noise", str(len(rows)),
+                               "fp32 torch", "-", "-"], rows, fp32[mk]))
     lines.append("")
+    if noise:
+        lines.append("- `fp32 + ±k LSB pixel noise` rows: the fp32 model itself on the same photos "
+                     "with uniform integer noise of up to k camera levels (of 255) added to every "
+                     "pixel, one row per k over independent noise draws: the change a camera's "
+                     "sensor noise alone causes, as a yardstick for the int8 rows.")
     for mk, f in fp32.items():
         lines.append(f"- fp32 {mk}: AP50 {f['ap50']:.3f}, AP@[.5:.95] {f['ap']:.3f} against "
                      f"{f['gt_kind']}; {f['ref']} fp32 detections at 0.5 on the measured photos"
@@ -326,6 +358,10 @@ def main(argv=None) -> int:
     ap.add_argument("--only-cached", action="store_true", help="table from the cache only")
     ap.add_argument("--baseline", default="nearest",
                     help="method the paired ΔAP50 column compares against (default nearest)")
+    ap.add_argument("--noise-lsb", default="1,2,4",
+                    help="also measure the fp32 model under +-k LSB pixel noise, for each k in "
+                         "this comma list ('' = skip)")
+    ap.add_argument("--noise-draws", type=int, default=3, help="noise draws per k (default 3)")
     ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--block", default="int8-table",
                     help="README block to (re)write: int8-table (the lever table) or "
@@ -349,7 +385,8 @@ def main(argv=None) -> int:
     models = {"face": "mediapipe", "ear": args.ear_weights}
     args.cache.mkdir(parents=True, exist_ok=True)
     gt, ims, img_ids = load_eval(args.data)
-    results, fp32 = {}, {}
+    results, fp32, noise = {}, {}, {}
+    lsbs = [int(v) for v in args.noise_lsb.split(",") if v.strip()]
     with tempfile.TemporaryDirectory(prefix="bench_int8_") as td:
         work = Path(td)
         for mk in [m for m in args.models.split(",") if m]:
@@ -358,6 +395,9 @@ def main(argv=None) -> int:
                 continue
             ref = Reference(mk, models[mk], gt, ims, img_ids)
             fp32[mk] = dict(ref.fp32, gt_kind=ref.gt_kind)
+            for lsb in lsbs:
+                noise.setdefault(mk, {})[lsb] = [ref.with_pixel_noise(lsb, 7000 + 100 * lsb + t)
+                                                 for t in range(args.noise_draws)]
             fp_cache = args.cache / f"{mk}_fp32_artifacts.json"
             for ck in [c for c in args.calibs.split(",") if c]:
                 for meth in methods:
@@ -397,7 +437,7 @@ def main(argv=None) -> int:
     meta = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
             "cores": os.cpu_count(), "draw_size": args.draw_size,
             "builtin_count": args.builtin_count, "eval_images": len(img_ids)}
-    text = summarise(results, fp32, meta, args.baseline)
+    text = summarise(results, fp32, meta, args.baseline, noise)
     print(text)
     if args.write_readme:
         write_readme(text, block_name=args.block)
