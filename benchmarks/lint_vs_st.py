@@ -40,7 +40,8 @@ def main() -> int:
     entries = json.loads(truth.read_text())
     for t in entries:
         o = t["options"]
-        opts = parse_stedgeai_command(o["command"], o["neural_art_profile"], source="truth.json")
+        opts = parse_stedgeai_command(o["command"], o["neural_art_profile"], source="truth.json",
+                                  version=t["st_version"])
         rep = lint_model(ST_COMPILES / t["file"], options=opts)
         st = {k: t["epochs"][k] for k in KINDS}
         if t["ec_mode"]:

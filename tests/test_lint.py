@@ -743,7 +743,8 @@ def test_cli_json_schema(run_cli, blazeface_qdq):
     assert set(d["mapping"]) == {"epochs", "epochs_range", "exact", "mode", "ops"}
     assert d["mapping"]["epochs"] == ST_BLAZEFACE_EPOCHS
     assert d["mapping"]["mode"] == {"input_data_type": "uint8", "output_data_type": "int8",
-                                    "epoch_controller": True, "source": "command line"}
+                                    "epoch_controller": True, "source": "command line",
+                                    "version": None}
     assert set(d["mapping"]["ops"][0]) == {"node", "op", "unit", "rule"}
     assert set(d["footprint"]) == {"weights_bytes", "weights_st_image_band_bytes",
                                    "activations_lower_bound_bytes", "ram_pools_estimate_bytes",
@@ -808,3 +809,58 @@ def test_rule_table_is_complete():
     errors = {r.id for r in RULES.values() if r.severity == "error"}
     assert errors - set(ERROR_CASES) == {"qoperator", "onnx-uint8", "quant-scheme",
                                          "dynamic-range"}  # own tests
+
+
+def test_st_2x_weight_image_rule():
+    """ST Edge AI 2.x flash image (footprint.ST_IMAGE_RULES, read from ST's generated
+    face_detector.c / face_landmark.c / palm_detector.c): no int32 conv biases, 3x3 depthwise
+    kernels with C % factor == 0 stored factor x (8 for TFLite, 4 for ONNX); 5x5 depthwise and
+    other channel counts as-is; other versions keep the payload."""
+    from blazeear_edge.lint.footprint import st_weight_image_bytes
+    from blazeear_edge.lint.graph import Graph, Node, Tensor
+    from blazeear_edge.lint.options import parse_stedgeai_command, parse_version
+
+    def const(name, shape, dtype="int8"):
+        return Tensor(name, dtype, shape, const=True, data=np.zeros(shape, dtype=dtype))
+
+    def graph(fmt):
+        t, nodes = {}, []
+        # (channels, k): 16 ch 3x3 (inflated), 12 ch 3x3 (kept: 12 % 8), 16 ch 5x5 (kept)
+        for i, (c, k) in enumerate([(16, 3), (12, 3), (16, 5)]):
+            w = (1, k, k, c) if fmt == "tflite" else (c, 1, k, k)
+            t[f"w{i}"], t[f"b{i}"] = const(f"w{i}", w), const(f"b{i}", (c,), "int32")
+            attrs = {"depthwise": True} if fmt == "tflite" else {"group": c}
+            nodes.append(Node(f"dw{i}", "DEPTHWISE_CONV_2D", "Conv", [f"x{i}", f"w{i}", f"b{i}"],
+                              [f"x{i + 1}"], attrs))
+        t["pw"], t["pb"] = const("pw", (32, 1, 1, 16)), const("pb", (32,), "int32")
+        nodes.append(Node("pw", "CONV_2D", "Conv", ["x3", "pw", "pb"], ["y"], {}))
+        layout = "NHWC" if fmt == "tflite" else "NCHW"
+        return Graph("m", fmt, layout, nodes, t, ["x0"], ["y"])
+
+    g = graph("tflite")
+    payload = 16 * 9 + 12 * 9 + 16 * 25 + 32 * 16 + 4 * (16 + 12 + 16 + 32)
+    assert st_weight_image_bytes(g, payload, None) == payload
+    assert st_weight_image_bytes(g, payload, "4.0") == payload
+    want = payload - 4 * (16 + 12 + 16 + 32) + 7 * 16 * 9
+    assert st_weight_image_bytes(g, payload, "2.1") == want
+    assert st_weight_image_bytes(g, payload, "ST Edge AI Core 2.2") == want
+    go = graph("onnx")  # ONNX: 4x, and 12 % 4 == 0 is inflated too
+    assert st_weight_image_bytes(go, payload, "2.2") == \
+        payload - 4 * (16 + 12 + 16 + 32) + 3 * (16 * 9 + 12 * 9)
+    assert parse_version("ST Edge AI Core 4.0 branch (STAI-3.0.0-254)") == (4, 0)
+    assert parse_version("v2.1.0-20182") == (2, 1) and parse_version("latest") is None
+    opts = parse_stedgeai_command("stedgeai generate -m m.tflite", version="ST Edge AI Core 2.1")
+    assert opts.version == "2.1" and "ST Edge AI 2.1" in opts.describe()
+    with pytest.raises(BlazeEarError):
+        parse_stedgeai_command("stedgeai generate -m m.tflite", version="latest")
+
+
+def test_st_version_option_reaches_the_weight_estimate(qdir, clean_qdq):
+    """``lint_model(st_version=...)`` / ``--st-version``: only the weight image changes."""
+    base = lint_model(clean_qdq)
+    old = lint_model(clean_qdq, st_version="2.2")
+    assert old.mapping.options.version == "2.2" and base.mapping.options.version is None
+    assert old.mapping.epochs == base.mapping.epochs
+    assert lint_model(clean_qdq, st_version="4.0").weights_bytes == base.weights_bytes
+    with pytest.raises(BlazeEarError):
+        lint_model(clean_qdq, st_version="new")

@@ -50,7 +50,8 @@ def st_epochs(entry) -> dict:
 
 def lint_as_compiled(entry, path):
     o = entry["options"]
-    opts = parse_stedgeai_command(o["command"], o["neural_art_profile"], source="truth.json")
+    opts = parse_stedgeai_command(o["command"], o["neural_art_profile"], source="truth.json",
+                                  version=entry["st_version"])
     assert opts.epoch_controller == entry["ec_mode"]  # the parser reads the profile right
     return lint_model(path, options=opts)
 

@@ -31,6 +31,10 @@ def add_arguments(p):
                         "epoch its own block); default: epoch controller on, as in ST's profiles")
     p.add_argument("--stedgeai", metavar="COMMAND", default=None,
                    help="read the options from this 'stedgeai generate ...' line")
+    p.add_argument("--st-version", metavar="X.Y", default=None,
+                   help="ST Edge AI Core version of the compile (e.g. 2.1): 2.x lays the weight "
+                        "image out differently (no conv biases, 3x3 depthwise kernels inflated); "
+                        "default: the payload, as 3.x/4.x store it")
     p.add_argument("--float-io", action="store_true",
                    help="alias for --input-data-type float32 --output-data-type float32")
     p.add_argument("--assume-int8", action="store_true",
@@ -48,7 +52,7 @@ def run(args) -> int:
                      output_data_type=args.output_data_type,
                      epoch_controller=False if args.no_epoch_controller else None,
                      stedgeai_command=args.stedgeai, float_io=args.float_io,
-                     assume_int8=args.assume_int8)
+                     assume_int8=args.assume_int8, st_version=args.st_version)
     if args.output_format == "json":
         print(json.dumps(rep.to_dict(), indent=2))
     else:

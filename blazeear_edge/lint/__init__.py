@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import BlazeEarError
 from .graph import Graph
-from .footprint import activations_peak_bytes, count_params_and_weights
+from .footprint import activations_peak_bytes, count_params_and_weights, st_weight_image_bytes
 from .mapping import HYBRID_WEIGHT, MACC_PER_COST_UNIT, SW_WEIGHT, Mapping, estimate
 from .onnx_reader import read_onnx
 from .options import (StedgeaiOptions, merge, options_from_manifest, parse_stedgeai_command)
@@ -100,7 +100,7 @@ def _guard(fn, label, what="not a readable model"):
 def resolve_options(path_or_model, *, stedgeai_command: str | None = None,
                     input_data_type: str | None = None, output_data_type: str | None = None,
                     epoch_controller: bool | None = None, float_io: bool = False,
-                    use_manifest: bool = True) -> StedgeaiOptions:
+                    use_manifest: bool = True, st_version: str | None = None) -> StedgeaiOptions:
     """The compile to estimate: a given ``stedgeai`` command line, else the line the export's
     ``manifest.json`` beside the file gives for it, else stedgeai's defaults; explicit options
     (and ``float_io``, an alias for float32 at both ends) override."""
@@ -113,14 +113,15 @@ def resolve_options(path_or_model, *, stedgeai_command: str | None = None,
         input_data_type = input_data_type or "float32"
         output_data_type = output_data_type or "float32"
     return merge(base or StedgeaiOptions(), input_data_type=input_data_type,
-                 output_data_type=output_data_type, epoch_controller=epoch_controller)
+                 output_data_type=output_data_type, epoch_controller=epoch_controller,
+                 version=st_version)
 
 
 def lint_model(path_or_model, target: str = "stm32n6", *, options: StedgeaiOptions | None = None,
                input_data_type: str | None = None, output_data_type: str | None = None,
                epoch_controller: bool | None = None, stedgeai_command: str | None = None,
                float_io: bool = False, assume_int8: bool = False,
-               use_manifest: bool = True) -> LintReport:
+               use_manifest: bool = True, st_version: str | None = None) -> LintReport:
     """Lint a model for ST Edge AI Core and estimate its mapping on the target's NPU.
 
     ``path_or_model``: a ``.onnx`` or ``.tflite`` path, or an in-memory ``onnx.ModelProto``.
@@ -129,7 +130,8 @@ def lint_model(path_or_model, target: str = "stm32n6", *, options: StedgeaiOptio
     (``float32|int8|uint8``; default: the input conversion absorbed, the outputs as the file
     stores them, as stedgeai does), ``epoch_controller`` (default on, as in ST's application
     profiles), a ``stedgeai_command`` line to read them from, or the export manifest beside the
-    file. ``float_io``: alias for float32 at both ends.
+    file. ``float_io``: alias for float32 at both ends. ``st_version``: the ST Edge AI Core
+    version ("2.1", ...), which only changes the weight-image estimate (footprint.py).
     ``assume_int8``: place float operators where they would run once quantised, so rewrites of a
     float model can be compared before quantising it (the findings are unchanged).
 
@@ -142,7 +144,7 @@ def lint_model(path_or_model, target: str = "stm32n6", *, options: StedgeaiOptio
                                       input_data_type=input_data_type,
                                       output_data_type=output_data_type,
                                       epoch_controller=epoch_controller, float_io=float_io,
-                                      use_manifest=use_manifest)
+                                      use_manifest=use_manifest, st_version=st_version)
     g = read_model(path_or_model)
     return _guard(lambda: _analyse(g, target, opts, assume_int8), g.path, "cannot be analysed")
 
@@ -151,6 +153,7 @@ def _analyse(g: Graph, target: str, opts: StedgeaiOptions, assume_int8: bool) ->
     mapping = estimate(g, opts, assume_int8=assume_int8)
     findings = run_checks(g, mapping.ops)
     params, wbytes = count_params_and_weights(g)
+    wbytes = st_weight_image_bytes(g, wbytes, opts.version)
     rep = LintReport(model=g.path, format=g.format, target=target, findings=findings,
                      mapping=mapping, macc=mapping.macc, params=params, weights_bytes=wbytes,
                      activations_peak_bytes=activations_peak_bytes(g))

@@ -15,6 +15,29 @@ st-n6-compiles.md``, "Footprint against ST"; 7 of them with their model files in
   ST's RAM pools (the sum of the used ``npuRAM*``/``cpuRAM*`` pools, I/O buffers included) were
   0.959-2.42x of it, with a median of 1.3x: the peak is a lower bound (to 4%), and the RAM-pool
   estimate is ``RAM_POOL_FACTOR`` x the peak, with that band.
+
+**The flash image by compiler version** (:func:`st_weight_image_bytes`, ``ST_IMAGE_RULES``).
+``LintReport.weights_bytes`` is the payload above unless the compile's ST Edge AI version is
+known to be 2.x, where the image is laid out differently. Read from ST's generated code
+(``LL_ATON_Input_Buffers_Info_*``: every ``is_param = 1`` buffer with its xSPI2 offsets):
+
+* ``STMicroelectronics/x-cube-n6-ai-face-landmarks`` ``Model/face_detector.c`` @bc424814
+  (ST Edge AI 2.2, atonn-v1.1.1-14; BlazeFace front, the same .tflite as truth.json's 4.0-branch
+  compile): the 154,440 B pool is the int8 kernels, the 5x5 stem split into two ``submask``
+  buffers (same bytes), 11 ``pad_kern`` vectors (264 B) and 38 B of alignment, and **no conv
+  bias buffer**; the thirteen 3x3 depthwise kernels with C % 8 == 0 are stored
+  ``*_weights_inflated_*`` with shape (C, 8, 3, 3), i.e. 8x their bytes, the three with C = 28,
+  36, 42 as (C, 1, 3, 3). Payload - biases + 7 x those kernels + pad kernels = 154,386 B.
+* same repo ``Model/face_landmark.c`` @bc424814 (2.2, the ONNX face_landmarks_v1_192 of
+  truth.json): no bias buffers either, and all eighteen 3x3 depthwise kernels (C = 16..128,
+  stride 1 and 2) inflated to (C, 4, 3, 3): 4x, not 8x.
+* ``JJtan2002/x-cube-n6-ai-hand-landmarks`` ``Model/hand_landmark.c`` / ``palm_detector.c``
+  @9d6e0cbf (2.1, atonn-v1.1.0-31; palm is truth.json's compile, pool 1.07 MB): 5x5 depthwise
+  kernels are split into (C, 1, 3, 5) + (C, 1, 2, 5) ``submask`` buffers, not inflated.
+* ``STMicroelectronics/STM32N6-GettingStarted-PoseEstimation`` ``Model/NUCLEO-N657X0-Q/network.c``
+  @83ccda1b (4.0 branch, movenet 192): inflation there is per layer (e.g. (192, 2, 3, 3),
+  (576, 2, 3, 3)), so no rule is applied to 3.x/4.x, whose BlazeFace image is the payload
+  (1.005x).
 """
 
 from __future__ import annotations
@@ -35,6 +58,58 @@ RAM_POOL_BAND = (0.95, 2.42)
 PARAM_KINDS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "PRelu",
                          "BatchNormalization", "InstanceNormalization", "LayerNormalization",
                          "Add", "Sub", "Mul", "Div", "Max", "Min"})
+
+
+#: ST Edge AI 2.x flash-image rules: (major version, model format) -> depthwise inflation
+#: factor (3x3 depthwise kernels with C % factor == 0 are stored factor x; conv biases are not in
+#: the image). TFLite: face_detector.c (2.2) shows 8; mobilenet_v1 and st_yolo_x (2.1) then land
+#: within 0.2 % of ST's image. ONNX: face_landmark.c (2.2) shows 4. See the module docstring.
+ST_IMAGE_RULES = {(2, "tflite"): 8, (2, "onnx"): 4}
+
+
+def _depthwise_kernel(g: Graph, n: Node):
+    """(weight tensor, channels, kh, kw) of a depthwise convolution, else None."""
+    if n.kind != "Conv" or len(n.inputs) < 2:
+        return None
+    w = g.tensor(n.inputs[1])
+    if w is None or not w.const or not w.shape or len(w.shape) != 4 or not w.static:
+        return None
+    if g.format == "tflite":
+        if not n.attrs.get("depthwise"):
+            return None
+        return w, int(w.shape[3]), int(w.shape[1]), int(w.shape[2])
+    group = n.attrs.get("group", 1)
+    if group <= 1 or w.shape[1] != 1 or group != w.shape[0]:
+        return None
+    return w, int(w.shape[0]), int(w.shape[2]), int(w.shape[3])
+
+
+def st_weight_image_bytes(g: Graph, payload: int, version: str | None) -> int:
+    """ST's flash image for the compile's ST Edge AI ``version`` ("x.y"; None: not known).
+
+    2.x (``ST_IMAGE_RULES``): the payload without the int32 conv biases, plus (factor - 1) x the
+    bytes of every 3x3 depthwise kernel whose channel count the factor divides. Other versions:
+    the payload (no rule read from ST's code for them).
+    """
+    from .options import parse_version
+
+    v = parse_version(version) if version else None
+    factor = ST_IMAGE_RULES.get((v[0], g.format)) if v else None
+    if factor is None:
+        return int(payload)
+    biases: dict[str, int] = {}
+    extra: dict[str, int] = {}
+    for n in g.nodes:
+        if n.kind == "Conv" and len(n.inputs) > 2 and n.inputs[2]:
+            b = g.tensor(n.inputs[2])
+            if b is not None and b.const and b.dtype == "int32" and b.nbytes:
+                biases[n.inputs[2]] = b.nbytes
+        dw = _depthwise_kernel(g, n)
+        if dw is not None:
+            w, c, kh, kw = dw
+            if (kh, kw) == (3, 3) and c % factor == 0 and w.nbytes:
+                extra[n.inputs[1]] = (factor - 1) * w.nbytes
+    return int(payload - sum(biases.values()) + sum(extra.values()))
 
 
 def footprint_dict(weights_bytes: int, act_peak: int) -> dict:

@@ -21,6 +21,7 @@ user to run; :func:`options_from_manifest` is the one place that reads a manifes
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,12 +40,17 @@ class StedgeaiOptions:
     output_data_type: str | None = None
     epoch_controller: bool = True
     source: str = "defaults"  #: where the options came from (shown in the reports)
+    #: ST Edge AI Core version of the compile, "major.minor" (``None``: not known, taken as the
+    #: current 3.x/4.x); only the weight-image estimate depends on it (footprint.py)
+    version: str | None = None
 
     def __post_init__(self):
         for field, v in (("input_data_type", self.input_data_type),
                          ("output_data_type", self.output_data_type)):
             if v is not None and v not in IO_TYPES:
                 raise BlazeEarError(f"{field} {v!r}: expected one of {', '.join(IO_TYPES)}")
+        if self.version is not None and parse_version(self.version) is None:
+            raise BlazeEarError(f"ST Edge AI version {self.version!r}: expected e.g. 2.1 or 4.0")
 
     @property
     def float_input(self) -> bool:
@@ -56,23 +62,40 @@ class StedgeaiOptions:
         o = self.output_data_type or "as stored in the model"
         ec = "epoch controller on (hw = EC blobs)" if self.epoch_controller else \
             "no epoch controller (hw = scheduler epochs)"
-        return f"input {i}, output {o}, {ec}; options from {self.source}"
+        v = f", ST Edge AI {self.version}" if self.version else ""
+        return f"input {i}, output {o}, {ec}{v}; options from {self.source}"
 
     def to_dict(self) -> dict:
         return {"input_data_type": self.input_data_type,
                 "output_data_type": self.output_data_type,
-                "epoch_controller": self.epoch_controller, "source": self.source}
+                "epoch_controller": self.epoch_controller, "source": self.source,
+                "version": self.version}
+
+
+def parse_version(text) -> tuple[int, int] | None:
+    """(major, minor) of an ST Edge AI Core version string: "2.1", "v2.1.0-20182",
+    "ST Edge AI Core 4.0 branch (STAI-3.0.0-254)" (the first x.y found); None when there is none."""
+    m = re.search(r"(\d+)\.(\d+)", str(text or ""))
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def parse_stedgeai_command(line: str, profile: str | None = None,
-                           source: str = "stedgeai command line") -> StedgeaiOptions:
+                           source: str = "stedgeai command line",
+                           version: str | None = None) -> StedgeaiOptions:
     """Options of a ``stedgeai generate ...`` line (``profile``: the Neural-ART option string of
     the profile named by ``--st-neural-art``, when known).
 
     The epoch controller is taken as on unless the line or the profile says otherwise: ST's
     application profiles all enable it, and a profile file named on the line cannot be read here.
     Unknown options are ignored; a malformed I/O type is a :class:`BlazeEarError`.
+    ``version``: the ST Edge AI Core version that ran the line (any string holding "x.y"),
+    which the line itself does not say.
     """
+    if version is not None:
+        v = parse_version(version)
+        if v is None:
+            raise BlazeEarError(f"{source}: ST Edge AI version {version!r} (expected e.g. 2.1)")
+        version = f"{v[0]}.{v[1]}"
     try:
         words = shlex.split(line or "")
     except ValueError as exc:
@@ -94,7 +117,7 @@ def parse_stedgeai_command(line: str, profile: str | None = None,
         if val not in IO_TYPES:
             raise BlazeEarError(f"{source}: {key} {val!r} (expected one of {', '.join(IO_TYPES)})")
     return StedgeaiOptions(vals.get("--input-data-type"), vals.get("--output-data-type"), ec,
-                           source)
+                           source, version)
 
 
 def options_from_manifest(model_path) -> StedgeaiOptions | None:
@@ -128,16 +151,22 @@ def options_from_manifest(model_path) -> StedgeaiOptions | None:
 
 
 def merge(base: StedgeaiOptions, *, input_data_type=None, output_data_type=None,
-          epoch_controller=None, source: str = "command line") -> StedgeaiOptions:
+          epoch_controller=None, version=None, source: str = "command line") -> StedgeaiOptions:
     """``base`` with the options given explicitly (not ``None``) overriding it."""
+    if version is not None:
+        v = parse_version(version)
+        if v is None:
+            raise BlazeEarError(f"ST Edge AI version {version!r}: expected e.g. 2.1 or 4.0")
+        version = f"{v[0]}.{v[1]}"
     changes = {k: v for k, v in (("input_data_type", input_data_type),
                                  ("output_data_type", output_data_type),
-                                 ("epoch_controller", epoch_controller)) if v is not None}
+                                 ("epoch_controller", epoch_controller),
+                                 ("version", version)) if v is not None}
     if not changes:
         return base
     src = source if base.source == "defaults" else f"{base.source}, overridden by {source}"
     return replace(base, source=src, **changes)
 
 
-__all__ = ["StedgeaiOptions", "IO_TYPES", "parse_stedgeai_command", "options_from_manifest",
-           "merge"]
+__all__ = ["StedgeaiOptions", "IO_TYPES", "parse_stedgeai_command", "parse_version",
+           "options_from_manifest", "merge"]

@@ -126,7 +126,10 @@ def format_text(rep: LintReport, show_ops: bool = False) -> str:
     wlo, whi = fp["weights_st_image_band_bytes"]
     rlo, rhi = fp["ram_pools_band_bytes"]
     lines.append(f"footprint: {macs} MACs, {rep.params:,} params")
-    lines.append(f"  weights (flash image payload): {rep.weights_bytes:,} B "
+    ver = getattr(getattr(m, "options", None), "version", None)
+    what = (f"ST Edge AI {ver} flash image" if ver and ver.startswith("2.")
+            else "flash image payload")
+    lines.append(f"  weights ({what}): {rep.weights_bytes:,} B "
                  f"({_kib(rep.weights_bytes)}); ST's image {WEIGHTS_ST_BAND[0]:g}-"
                  f"{WEIGHTS_ST_BAND[1]:g}x that: {wlo:,}..{whi:,} B")
     lines.append(f"  activations: at least {rep.activations_peak_bytes:,} B "
