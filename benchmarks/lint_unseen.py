@@ -15,6 +15,7 @@ write the lint rules: they are unseen evidence, the rules are not tuned on them.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -107,7 +108,9 @@ def main(argv=None) -> int:
         except (OSError, ImportError) as exc:
             rows.append(f"| {name} | {b.SOURCE} | not built: {exc} | | | | | | |")
             continue
-        opts = parse_stedgeai_command(st["command"], st["profile"], source=f"{DOC} ({name})")
+        version = re.search(r"ST Edge AI (\d+\.\d+)", st["build"]).group(1)
+        opts = parse_stedgeai_command(st["command"], st["profile"], source=f"{DOC} ({name})",
+                                      version=version)
         rep = lint_model(path, options=opts)
         pred = tuple(rep.mapping.epochs[k] for k in KINDS)
         diff = abs(sum(pred) - sum(st["epochs"]))
