@@ -89,6 +89,11 @@ ST = {
 }
 
 
+def version_of(st: dict) -> str:
+    """The ST Edge AI version ("x.y") of a compile, from its ``build`` description."""
+    return re.search(r"ST Edge AI (\d+\.\d+)", st["build"]).group(1)
+
+
 def fmt(e) -> str:
     return "+".join(str(v) for v in e)
 
@@ -108,9 +113,8 @@ def main(argv=None) -> int:
         except (OSError, ImportError) as exc:
             rows.append(f"| {name} | {b.SOURCE} | not built: {exc} | | | | | | |")
             continue
-        version = re.search(r"ST Edge AI (\d+\.\d+)", st["build"]).group(1)
         opts = parse_stedgeai_command(st["command"], st["profile"], source=f"{DOC} ({name})",
-                                      version=version)
+                                      version=version_of(st))
         rep = lint_model(path, options=opts)
         pred = tuple(rep.mapping.epochs[k] for k in KINDS)
         diff = abs(sum(pred) - sum(st["epochs"]))
