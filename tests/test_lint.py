@@ -855,6 +855,48 @@ def test_st_2x_weight_image_rule():
         parse_stedgeai_command("stedgeai generate -m m.tflite", version="latest")
 
 
+def test_st_channel_tables_in_weight_image():
+    """ST's per-channel mul_scale / off_bias tables (footprint.st_channel_table_bytes, read from
+    movenet's network.c 4.0 and face_landmark.c 2.2): a convolution with more than 512 output
+    channels stores 2 FXP16 tensors of W_out x C_out values, in every version; 384 channels and
+    fewer store none."""
+    from blazeear_edge.lint.footprint import st_channel_table_bytes, st_weight_image_bytes
+    from blazeear_edge.lint.graph import Graph, Node, Tensor
+
+    def const(name, shape, dtype="int8"):
+        return Tensor(name, dtype, shape, const=True, data=np.zeros(shape, dtype=dtype))
+
+    def act(name, shape):
+        return Tensor(name, "int8", shape)
+
+    t = {"x": act("x", (1, 12, 12, 96))}
+    nodes = []
+    # 96 -> 576 1x1 at 12x12 (tables, W 12), 576 depthwise stride 2 -> 6x6 (tables, W 6),
+    # 576 -> 384 1x1 (none: 384 channels), 384 -> 936 to 1x1 (tables, W 1, no activation needed)
+    for i, (kind, wshape, out) in enumerate([
+            ("CONV_2D", (576, 1, 1, 96), (1, 12, 12, 576)),
+            ("DEPTHWISE_CONV_2D", (1, 3, 3, 576), (1, 6, 6, 576)),
+            ("CONV_2D", (384, 1, 1, 576), (1, 6, 6, 384)),
+            ("CONV_2D", (936, 6, 6, 384), (1, 1, 1, 936))]):
+        src = "x" if i == 0 else f"y{i - 1}"
+        t[f"w{i}"], t[f"y{i}"] = const(f"w{i}", wshape), act(f"y{i}", out)
+        attrs = {"depthwise": True} if kind == "DEPTHWISE_CONV_2D" else {}
+        nodes.append(Node(f"c{i}", kind, "Conv", [src, f"w{i}"], [f"y{i}"], attrs))
+    g = Graph("m", "tflite", "NHWC", nodes, t, ["x"], ["y3"])
+    want = 2 * 2 * (12 * 576 + 6 * 576 + 1 * 936)
+    assert want == 2 * 13824 + 2 * 6912 + 2 * 1872  # movenet's / face_landmark's buffer sizes
+    assert st_channel_table_bytes(g) == want
+    assert st_weight_image_bytes(g, 1000, None) == 1000 + want
+    assert st_weight_image_bytes(g, 1000, "4.0") == 1000 + want
+    # 2.x: no biases here, the stride-2 depthwise 3x3 (576 % 8 == 0) is inflated 8x, plus tables
+    assert st_weight_image_bytes(g, 1000, "2.1") == 1000 + 7 * 9 * 576 + want
+    # ONNX layout (NCHW): channels on axis 1, width on axis 3
+    go = Graph("m", "onnx", "NCHW", [Node("c", "Conv", "Conv", ["x", "w"], ["y"], {})],
+               {"x": act("x", (1, 96, 12, 12)), "w": const("w", (576, 96, 1, 1)),
+                "y": act("y", (1, 576, 12, 12))}, ["x"], ["y"])
+    assert st_channel_table_bytes(go) == 4 * 12 * 576
+
+
 def test_st_version_option_reaches_the_weight_estimate(qdir, clean_qdq):
     """``lint_model(st_version=...)`` / ``--st-version``: only the weight image changes."""
     base = lint_model(clean_qdq)

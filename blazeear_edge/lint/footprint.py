@@ -38,6 +38,29 @@ known to be 2.x, where the image is laid out differently. Read from ST's generat
   @83ccda1b (4.0 branch, movenet 192): inflation there is per layer (e.g. (192, 2, 3, 3),
   (576, 2, 3, 3)), so no rule is applied to 3.x/4.x, whose BlazeFace image is the payload
   (1.005x).
+
+**Per-channel requantisation tables, every version** (:func:`st_channel_table_bytes`,
+``ST_CHANNEL_TABLE_*``). A convolution (depthwise included) with more than 512 output channels
+gets two extra parameter buffers, ``<conv>_mul_scale_*`` and ``<conv>_off_bias_*``: 16-bit
+fixed-point (``DataType_FXP``, ``nbits = 16``) tensors of shape (1, 1, W_out, C_out), i.e. one
+scale and one offset per output channel repeated along the output width, 4 x W_out x C_out bytes
+per convolution. Read from:
+
+* ``STMicroelectronics/STM32N6-GettingStarted-PoseEstimation`` ``Model/NUCLEO-N657X0-Q/network.c``
+  @83ccda1b (4.0 branch, movenet 192): 26 such buffers, 321,024 B, on the 13 convolutions with
+  C_out = 576 (W 12, and 6 after the stride-2 depthwise), 960 (W 6) and 1280 (W 6); none on its
+  384-channel layers or on anything smaller. Movenet's ST Edge AI 2.1 image (truth.json,
+  3,065,857 B) is the 2.x rule above plus the same 321,024 B to 577 B (0.02 %).
+* ``STMicroelectronics/x-cube-n6-ai-face-landmarks`` ``Model/face_landmark.c`` @bc424814 (2.2):
+  ``Conv2D_387_mul_scale_342`` / ``_off_bias_347``, (936, 1, 1) FXP16, 1,872 B each, on the
+  linear 936-channel output convolution (so not only after ReLU6); none on its <= 128-channel
+  layers.
+
+No table was seen at C_out <= 384 and one always was at C_out >= 576; 385..512 is not observed
+(yamnet's 512-channel layers would tell), and the linter takes the conservative side (> 512).
+An older pre-release differs: ``JJtan2002/x-cube-n6-ai-hand-landmarks`` ``Model/hand_landmark.c``
+@5cfe4c1a (STAI-2.0-RC1) has (C, 1, 1) ``mul_scale`` (FXP16) + ``off_bias`` (FXP32) on every
+convolution, 40 channels up; that scheme is not modelled.
 """
 
 from __future__ import annotations
@@ -66,6 +89,13 @@ PARAM_KINDS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "PRelu",
 #: within 0.2 % of ST's image. ONNX: face_landmark.c (2.2) shows 4. See the module docstring.
 ST_IMAGE_RULES = {(2, "tflite"): 8, (2, "onnx"): 4}
 
+#: Per-channel requantisation tables (every version, see the module docstring): a convolution with
+#: more than this many output channels stores a mul_scale and an off_bias table of
+#: ``ST_CHANNEL_TABLE_BYTES`` x W_out x C_out bytes each (FXP16). Seen: none at <= 384
+#: channels, always at >= 576 (movenet network.c 4.0, face_landmark.c 2.2).
+ST_CHANNEL_TABLE_MAX_PLAIN = 512
+ST_CHANNEL_TABLE_BYTES = 2
+
 
 def _depthwise_kernel(g: Graph, n: Node):
     """(weight tensor, channels, kh, kw) of a depthwise convolution, else None."""
@@ -84,19 +114,38 @@ def _depthwise_kernel(g: Graph, n: Node):
     return w, int(w.shape[0]), int(w.shape[2]), int(w.shape[3])
 
 
+def st_channel_table_bytes(g: Graph) -> int:
+    """Bytes of ST's per-channel ``mul_scale`` / ``off_bias`` tables (module docstring): for every
+    convolution with more than ``ST_CHANNEL_TABLE_MAX_PLAIN`` output channels, two FXP16 tensors of
+    W_out x C_out values (W_out the output width; 1 for a 1 x 1 output)."""
+    total = 0
+    for n in g.nodes:
+        if (qoperator_base(n.op) or n.kind) != "Conv" or not n.outputs:
+            continue
+        y = g.tensor(n.outputs[0])
+        if y is None or not y.shape or len(y.shape) != 4 or _numel_of_shape(y.shape) is None:
+            continue
+        c, w = (y.shape[3], y.shape[2]) if g.format == "tflite" else (y.shape[1], y.shape[3])
+        if c > ST_CHANNEL_TABLE_MAX_PLAIN:
+            total += 2 * ST_CHANNEL_TABLE_BYTES * int(w) * int(c)
+    return int(total)
+
+
 def st_weight_image_bytes(g: Graph, payload: int, version: str | None) -> int:
     """ST's flash image for the compile's ST Edge AI ``version`` ("x.y"; None: not known).
 
-    2.x (``ST_IMAGE_RULES``): the payload without the int32 conv biases, plus (factor - 1) x the
-    bytes of every 3x3 depthwise kernel whose channel count the factor divides. Other versions:
-    the payload (no rule read from ST's code for them).
+    Every version: the payload plus the per-channel tables of :func:`st_channel_table_bytes`
+    (seen in 2.1, 2.2 and 4.0-branch builds). 2.x (``ST_IMAGE_RULES``) also drops the int32 conv
+    biases and adds (factor - 1) x the bytes of every 3x3 depthwise kernel whose channel count the
+    factor divides. No other version rule was read from ST's code.
     """
     from .options import parse_version
 
+    tables = st_channel_table_bytes(g)
     v = parse_version(version) if version else None
     factor = ST_IMAGE_RULES.get((v[0], g.format)) if v else None
     if factor is None:
-        return int(payload)
+        return int(payload + tables)
     biases: dict[str, int] = {}
     extra: dict[str, int] = {}
     for n in g.nodes:
@@ -109,7 +158,7 @@ def st_weight_image_bytes(g: Graph, payload: int, version: str | None) -> int:
             w, c, kh, kw = dw
             if (kh, kw) == (3, 3) and c % factor == 0 and w.nbytes:
                 extra[n.inputs[1]] = (factor - 1) * w.nbytes
-    return int(payload - sum(biases.values()) + sum(extra.values()))
+    return int(payload - sum(biases.values()) + sum(extra.values()) + tables)
 
 
 def footprint_dict(weights_bytes: int, act_peak: int) -> dict:
