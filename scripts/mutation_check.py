@@ -156,6 +156,19 @@ MUTANTS = [
            "conv.weight.copy_(torch.from_numpy(from_grid(*to_grid(w))))",
            "conv.weight.copy_(torch.from_numpy(w))",
            ("tests/test_qat.py::test_finetune_keeps_the_grid_and_lowers_the_simulated_loss",)),
+    # --- lint footprint: ST's flash image (lint/footprint.py) ---------------------------------
+    Mutant("lint: 2.x TFLite depthwise kernels not inflated", "blazeear_edge/lint/footprint.py",
+           'ST_IMAGE_RULES = {(2, "tflite"): 8, (2, "onnx"): 4}',
+           'ST_IMAGE_RULES = {(2, "tflite"): 1, (2, "onnx"): 4}',
+           ("tests/test_lint_st_compiles.py",)),
+    Mutant("lint: per-channel tables only above 1024 channels", "blazeear_edge/lint/footprint.py",
+           "ST_CHANNEL_TABLE_MAX_PLAIN = 512", "ST_CHANNEL_TABLE_MAX_PLAIN = 1024",
+           ("tests/test_lint_st_compiles.py", "tests/test_lint.py")),
+    # --- per-tensor quantisation report (quantize/__init__.py) --------------------------------
+    Mutant("quant report: own rounding compared before the Relu",
+           "blazeear_edge/quantize/__init__.py",
+           "        if name in clamps:\n", "        if False:\n",
+           ("tests/test_quant_report.py",)),
 ]
 
 

@@ -1,4 +1,4 @@
-"""lint on rebuilt models of ST compiles that have no model file here (``benchmarks/lint_unseen.py``).
+"""lint on rebuilt models of ST compiles with no model file here (`benchmarks/lint_unseen.py`).
 
 ST's figures come from ``../shared/docs/st-n6-compiles.md`` (ST's generated code for each compile),
 independent of the linter. The rebuilds are checked first against the doc's lint figures for ST's
