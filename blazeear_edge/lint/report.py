@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .footprint import RAM_POOL_BAND, RAM_POOL_FACTOR, WEIGHTS_ST_BAND, footprint_dict
+from .footprint import RAM_POOL_BAND, RAM_POOL_FACTOR, footprint_dict, weights_band
 from .mapping import HYBRID_WEIGHT, MACC_PER_COST_UNIT, SW_WEIGHT, Mapping
 from .placement import alternatives
 from .rules import RULES, Finding
@@ -58,7 +58,13 @@ class LintReport:
                 "macc": int(self.macc), "params": int(self.params),
                 "weights_bytes": int(self.weights_bytes),
                 "activations_peak_bytes": int(self.activations_peak_bytes),
-                "footprint": footprint_dict(self.weights_bytes, self.activations_peak_bytes)}
+                "footprint": footprint_dict(self.weights_bytes, self.activations_peak_bytes,
+                                            self.st_version)}
+
+    @property
+    def st_version(self) -> str | None:
+        """The ST Edge AI version of the compile estimated (None: not given)."""
+        return getattr(getattr(self.mapping, "options", None), "version", None)
 
     def format_text(self, show_ops: bool = False) -> str:
         return format_text(self, show_ops)
@@ -122,16 +128,17 @@ def format_text(rep: LintReport, show_ops: bool = False) -> str:
     lines.extend("  " + x for x in _table(("OP", "COUNT", "UNIT", "EPOCH STEPS EACH"), rows))
     lines.append("")
     macs = f"{rep.macc / 1e6:.2f} M" if rep.macc >= 100_000 else f"{rep.macc:,}"
-    fp = footprint_dict(rep.weights_bytes, rep.activations_peak_bytes)
+    fp = footprint_dict(rep.weights_bytes, rep.activations_peak_bytes, rep.st_version)
     wlo, whi = fp["weights_st_image_band_bytes"]
     rlo, rhi = fp["ram_pools_band_bytes"]
     lines.append(f"footprint: {macs} MACs, {rep.params:,} params")
-    ver = getattr(getattr(m, "options", None), "version", None)
+    ver = rep.st_version
     what = (f"ST Edge AI {ver} flash image" if ver and ver.startswith("2.")
             else "flash image payload")
+    blo, bhi = weights_band(ver)
     lines.append(f"  weights ({what}): {rep.weights_bytes:,} B "
-                 f"({_kib(rep.weights_bytes)}); ST's image {WEIGHTS_ST_BAND[0]:g}-"
-                 f"{WEIGHTS_ST_BAND[1]:g}x that: {wlo:,}..{whi:,} B")
+                 f"({_kib(rep.weights_bytes)}); ST's image {blo:g}-{bhi:g}x that: "
+                 f"{wlo:,}..{whi:,} B")
     lines.append(f"  activations: at least {rep.activations_peak_bytes:,} B "
                  f"({_kib(rep.activations_peak_bytes)}, liveness peak); ST's RAM pools estimated "
                  f"{fp['ram_pools_estimate_bytes']:,} B ({RAM_POOL_FACTOR:g}x), observed "
