@@ -829,7 +829,9 @@ def test_st_2x_weight_image_rule():
         for i, (c, k) in enumerate([(16, 3), (12, 3), (16, 5)]):
             w = (1, k, k, c) if fmt == "tflite" else (c, 1, k, k)
             t[f"w{i}"], t[f"b{i}"] = const(f"w{i}", w), const(f"b{i}", (c,), "int32")
-            attrs = {"depthwise": True} if fmt == "tflite" else {"group": c}
+            attrs = {"depthwise": True, "kernel": (k, k)}  # as both readers set them
+            if fmt == "onnx":
+                attrs["group"] = c
             nodes.append(Node(f"dw{i}", "DEPTHWISE_CONV_2D", "Conv", [f"x{i}", f"w{i}", f"b{i}"],
                               [f"x{i + 1}"], attrs))
         t["pw"], t["pb"] = const("pw", (32, 1, 1, 16)), const("pb", (32,), "int32")
@@ -880,7 +882,8 @@ def test_st_channel_tables_in_weight_image():
             ("CONV_2D", (936, 6, 6, 384), (1, 1, 1, 936))]):
         src = "x" if i == 0 else f"y{i - 1}"
         t[f"w{i}"], t[f"y{i}"] = const(f"w{i}", wshape), act(f"y{i}", out)
-        attrs = {"depthwise": True} if kind == "DEPTHWISE_CONV_2D" else {}
+        attrs = {"depthwise": kind == "DEPTHWISE_CONV_2D",  # as the TFLite reader sets them
+                 "kernel": (wshape[1], wshape[2])}
         nodes.append(Node(f"c{i}", kind, "Conv", [src, f"w{i}"], [f"y{i}"], attrs))
     g = Graph("m", "tflite", "NHWC", nodes, t, ["x"], ["y3"])
     want = 2 * 2 * (12 * 576 + 6 * 576 + 1 * 936)

@@ -101,21 +101,12 @@ ST_CHANNEL_TABLE_MAX_PLAIN = 512
 ST_CHANNEL_TABLE_BYTES = 2
 
 
-def _depthwise_kernel(g: Graph, n: Node):
-    """(weight tensor, channels, kh, kw) of a depthwise convolution, else None."""
-    if n.kind != "Conv" or len(n.inputs) < 2:
-        return None
-    w = g.tensor(n.inputs[1])
-    if w is None or not w.const or not w.shape or len(w.shape) != 4 or not w.static:
-        return None
-    if g.format == "tflite":
-        if not n.attrs.get("depthwise"):
-            return None
-        return w, int(w.shape[3]), int(w.shape[1]), int(w.shape[2])
-    group = n.attrs.get("group", 1)
-    if group <= 1 or w.shape[1] != 1 or group != w.shape[0]:
-        return None
-    return w, int(w.shape[0]), int(w.shape[2]), int(w.shape[3])
+def _major(version: str | None) -> int | None:
+    """Major ST Edge AI version of ``version`` ("x.y"), None when not given."""
+    from .options import parse_version
+
+    v = parse_version(version) if version else None
+    return v[0] if v else None
 
 
 def st_channel_table_bytes(g: Graph) -> int:
@@ -129,7 +120,7 @@ def st_channel_table_bytes(g: Graph) -> int:
         y = g.tensor(n.outputs[0])
         if y is None or not y.shape or len(y.shape) != 4 or _numel_of_shape(y.shape) is None:
             continue
-        c, w = (y.shape[3], y.shape[2]) if g.format == "tflite" else (y.shape[1], y.shape[3])
+        c, w = y.shape[g.channel_axis(4)], y.shape[-1 if g.layout == "NCHW" else 2]
         if c > ST_CHANNEL_TABLE_MAX_PLAIN:
             total += 2 * ST_CHANNEL_TABLE_BYTES * int(w) * int(c)
     return int(total)
@@ -143,34 +134,30 @@ def st_weight_image_bytes(g: Graph, payload: int, version: str | None) -> int:
     biases and adds (factor - 1) x the bytes of every 3x3 depthwise kernel whose channel count the
     factor divides. No other version rule was read from ST's code.
     """
-    from .options import parse_version
-
     tables = st_channel_table_bytes(g)
-    v = parse_version(version) if version else None
-    factor = ST_IMAGE_RULES.get((v[0], g.format)) if v else None
+    factor = ST_IMAGE_RULES.get((_major(version), g.format))
     if factor is None:
         return int(payload + tables)
     biases: dict[str, int] = {}
     extra: dict[str, int] = {}
     for n in g.nodes:
-        if n.kind == "Conv" and len(n.inputs) > 2 and n.inputs[2]:
-            b = g.tensor(n.inputs[2])
-            if b is not None and b.const and b.dtype == "int32" and b.nbytes:
-                biases[n.inputs[2]] = b.nbytes
-        dw = _depthwise_kernel(g, n)
-        if dw is not None:
-            w, c, kh, kw = dw
-            if (kh, kw) == (3, 3) and c % factor == 0 and w.nbytes:
-                extra[n.inputs[1]] = (factor - 1) * w.nbytes
+        if n.kind != "Conv" or len(n.inputs) < 2:
+            continue
+        b = g.tensor(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
+        if b is not None and b.const and b.dtype == "int32" and b.nbytes:
+            biases[n.inputs[2]] = b.nbytes
+        w = g.tensor(n.inputs[1])  # 3x3 depthwise kernels whose channels the factor divides
+        c = (w.shape[3 if g.format == "tflite" else 0]
+             if w is not None and w.const and w.shape and len(w.shape) == 4 else 0)
+        if (c and n.attrs.get("depthwise") and n.attrs.get("kernel") == (3, 3)
+                and c % factor == 0 and w.nbytes):
+            extra[n.inputs[1]] = (factor - 1) * w.nbytes
     return int(payload - sum(biases.values()) + sum(extra.values()) + tables)
 
 
 def weights_band(version: str | None) -> tuple[float, float]:
     """ST's image / lint's weight figure, observed band, for a compile of ``version``."""
-    from .options import parse_version
-
-    v = parse_version(version) if version else None
-    return WEIGHTS_ST_BAND_2X if v and v[0] == 2 else WEIGHTS_ST_BAND
+    return WEIGHTS_ST_BAND_2X if _major(version) == 2 else WEIGHTS_ST_BAND
 
 
 def footprint_dict(weights_bytes: int, act_peak: int, version: str | None = None) -> dict:
