@@ -153,20 +153,22 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
     return Path(out_path)
 
 
+def _onnx_constants(model) -> dict:
+    """{tensor name: array} of a graph's initializers and Constant nodes."""
+    from onnx import numpy_helper
+
+    out = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    out.update({n.output[0]: numpy_helper.to_array(a.t) for n in model.graph.node
+                if n.op_type == "Constant" for a in n.attribute if a.name == "value"})
+    return out
+
+
 def onnx_output_quantization(path: str | os.PathLike) -> dict:
     """{output name: (scale, zero_point)} of the DequantizeLinear that feeds each graph output."""
     import onnx
-    from onnx import numpy_helper
 
     m = onnx.load(str(path))
-    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-    consts = {}
-    for n in m.graph.node:
-        if n.op_type == "Constant":
-            for a in n.attribute:
-                if a.name == "value":
-                    consts[n.output[0]] = numpy_helper.to_array(a.t)
-    inits.update(consts)
+    inits = _onnx_constants(m)
     producer = {o: n for n in m.graph.node for o in n.output}
     out = {}
     for o in m.graph.output:
@@ -318,16 +320,12 @@ def quantize_tflite(saved_model_dir: str | os.PathLike, calib_nhwc: np.ndarray,
 
 def _clamped_outputs(model) -> dict:
     """Output tensor -> (lo, hi) of every Relu and constant-bounded Clip of a float graph."""
-    from onnx import numpy_helper
-
-    consts = {t.name: t for t in model.graph.initializer}
-    consts.update({n.output[0]: a.t for n in model.graph.node if n.op_type == "Constant"
-                   for a in n.attribute if a.name == "value"})
+    consts = _onnx_constants(model)
 
     def bound(inputs, k, default):
         if len(inputs) > k and inputs[k]:
             t = consts.get(inputs[k])
-            return None if t is None else float(numpy_helper.to_array(t).reshape(-1)[0])
+            return None if t is None else float(np.asarray(t).reshape(-1)[0])
         return default
 
     out = {}
