@@ -51,16 +51,17 @@ SHARED = REPO.parent / "shared" / "data"
 
 #: method name -> ExportConfig keyword arguments (fields missing from ExportConfig are an error).
 METHODS = {
-    "nearest": {"weight_rounding": "nearest", "bias_correction": False},
-    "bias": {"weight_rounding": "nearest", "bias_correction": True},
+    "nearest": {"weight_rounding": "nearest", "bias_correction": False, "qat_steps": 0},
+    "bias": {"weight_rounding": "nearest", "bias_correction": True, "qat_steps": 0},
     "adaround500": {"weight_rounding": "adaround", "rounding_iterations": 500,
-                    "bias_correction": False},
+                    "bias_correction": False, "qat_steps": 0},
     "adaround": {"weight_rounding": "adaround", "rounding_iterations": 2000,
-                 "bias_correction": False},
+                 "bias_correction": False, "qat_steps": 0},
     "adaround+bias": {"weight_rounding": "adaround", "rounding_iterations": 2000,
-                      "bias_correction": True},
+                      "bias_correction": True, "qat_steps": 0},
     "adaround10k": {"weight_rounding": "adaround", "rounding_iterations": 10000,
-                    "bias_correction": False},
+                    "bias_correction": False, "qat_steps": 0},
+    # the default export --int8 (main() checks qat_steps against quantize.qat.QAT_DEFAULT)
     "adaround+qat150": {"weight_rounding": "adaround", "rounding_iterations": 2000,
                         "qat_steps": 150},
     "adaround+qat300": {"weight_rounding": "adaround", "rounding_iterations": 2000,
@@ -68,8 +69,14 @@ METHODS = {
     # export --thorough (main() checks qat_steps against quantize.qat.QAT_THOROUGH)
     "thorough": {"weight_rounding": "adaround", "rounding_iterations": 2000,
                  "qat_steps": 600},
+    # score outputs on the ST application's int8 range -4,6 (0.039 logit per level) instead of
+    # +-16 (0.1255): measured, not adopted (docs/int8.md)
+    "adaround-s46": {"weight_rounding": "adaround", "rounding_iterations": 2000,
+                     "score_range": (-4.0, 6.0), "qat_steps": 0},
+    "adaround+qat150-s46": {"weight_rounding": "adaround", "rounding_iterations": 2000,
+                            "qat_steps": 150, "score_range": (-4.0, 6.0)},
     "percentile": {"weight_rounding": "nearest", "bias_correction": False,
-                   "calib_method": "percentile"},
+                   "calib_method": "percentile", "qat_steps": 0},
     "default": {},
 }
 
@@ -371,10 +378,12 @@ def main(argv=None) -> int:
     if not (args.data / "train_coco.json").is_file():
         print(f"{args.data}: ear210 not found (train_coco.json / val_coco.json)", file=sys.stderr)
         return 2
-    from blazeear_edge.quantize.qat import QAT_THOROUGH
+    from blazeear_edge.quantize.qat import QAT_DEFAULT, QAT_THOROUGH
 
-    if METHODS["thorough"]["qat_steps"] != QAT_THOROUGH:
-        print(f"METHODS['thorough'] is not export --thorough ({QAT_THOROUGH} steps)",
+    if (METHODS["thorough"]["qat_steps"] != QAT_THOROUGH
+            or METHODS["adaround+qat150"]["qat_steps"] != QAT_DEFAULT):
+        print(f"METHODS['thorough'] / ['adaround+qat150'] are not export --thorough "
+              f"({QAT_THOROUGH} steps) / the default export ({QAT_DEFAULT} steps)",
               file=sys.stderr)
         return 2
     methods = [m for m in args.methods.split(",") if m]

@@ -280,6 +280,9 @@ class ExportEntry:
     input_type: str = "float32"
     formats: tuple = ("onnx", "tflite")
     int8: bool = False
+    #: int8 range (lo, hi) of the score outputs (logits) in both int8 artifacts (None: no int8
+    #: artifact, or calibrated; manifests before it existed used +-logit_saturation)
+    score_range: tuple | None = None
 
     @classmethod
     def from_dict(cls, d, where: str) -> "ExportEntry":
@@ -291,13 +294,24 @@ class ExportEntry:
                    f.get("channel_pad", "str", "concat"), f.get("channel_pad_choice", "dict"),
                    None if sat is None else float(sat), f.get("equalization", "dict"),
                    f.get("opset", "int", 17), f.get("input_type", "str", "float32"),
-                   tuple(f.get("formats", "list", ["onnx", "tflite"])), f.get("int8", "bool",
-                                                                               False))
+                   tuple(f.get("formats", "list", ["onnx", "tflite"])),
+                   f.get("int8", "bool", False), _score_range(f))
 
     def to_dict(self) -> dict:
         d = {k.name: getattr(self, k.name) for k in fields(self)}
         d["formats"] = list(self.formats)
+        d["score_range"] = list(self.score_range) if self.score_range else None
         return d
+
+
+def _score_range(f) -> tuple | None:
+    r = f.get("score_range", "list")
+    if r is None:
+        return None
+    if (len(r) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in r)
+            or not r[0] < 0 < r[1]):
+        f._bad("score_range", "[lo, hi] with lo < 0 < hi", r)
+    return (float(r[0]), float(r[1]))
 
 
 @dataclass

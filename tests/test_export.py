@@ -296,10 +296,16 @@ def test_manifest_records_the_quantisation_choices(default_export):
     pred = ex["channel_pad_choice"]["predicted"]
     assert pred["pad"]["epochs"]["hybrid"] >= 22  # 2 DMA transposes per channel-axis Pad
     assert ex["channel_pad_choice"]["extra_vs_pad"]["conv"]["macc"] > 0
-    # score heads: the fixed saturated range [-16, 16]
-    for o in m.data["artifacts"]["int8_tflite"]["outputs"]:
-        if o["kind"] == "scores":
-            assert abs(o["scale"] * 255 - 32) < 0.2
+    # score heads: the fixed int8 range the manifest records, +-16 by default, in both int8
+    # files (scale and zero point as each file stores them: onnxruntime's / TF Lite's rounding)
+    assert ex["score_range"] == [-16.0, 16.0]
+    for key in ("int8_tflite", "int8_onnx"):
+        for o in m.data["artifacts"][key]["outputs"]:
+            if o["kind"] == "scores":
+                q = o["quantization"]
+                lo, hi = (-128 - q["zero_point"]) * q["scale"], (127 - q["zero_point"]) * q["scale"]
+                assert lo == pytest.approx(-16.0, abs=q["scale"]) and \
+                    hi == pytest.approx(16.0, abs=q["scale"]), (key, o)
 
 
 def test_export_lints_every_artifact(default_export):
@@ -391,3 +397,36 @@ def test_cli_export_options_are_the_config_fields():
             ExportConfig(**{field: bad})
     with pytest.raises(BlazeEarError, match="logit_saturation"):
         ExportConfig(logit_saturation=-1.0)
+
+
+def test_score_range_sets_both_int8_files(tmp_path):
+    """``--score-range`` is the score outputs' int8 range in the int8 ONNX as in the TFLite (until
+    stop 19 the ONNX kept +-logit_saturation). Read from the ONNX graph itself: the
+    DequantizeLinear that feeds each score output."""
+    import onnx
+    from onnx import numpy_helper
+
+    from blazeear_edge.export import ExportConfig, export
+
+    out = tmp_path / "o"
+    export(ExportConfig(int8=True, formats=("onnx",), out=str(out), progress=False,
+                        weight_rounding="nearest", calib_count=16, verify_count=4,
+                        channel_pad="concat", score_range=(-4.0, 6.0)))
+    m = load_manifest(out)
+    assert m.data["export"]["score_range"] == [-4.0, 6.0]
+    g = onnx.load(str(m.artifact_path("int8_onnx"))).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    seen = 0
+    for o in g.output:
+        if "scores" not in o.name:
+            continue
+        n = producer[o.name]
+        while n.op_type != "DequantizeLinear":
+            n = producer[n.input[0]]
+        scale, zp = float(inits[n.input[1]]), int(inits[n.input[2]])
+        assert scale == pytest.approx(10.0 / 255, rel=1e-5)
+        assert (-128 - zp) * scale == pytest.approx(-4.0, abs=scale)
+        assert (127 - zp) * scale == pytest.approx(6.0, abs=scale)
+        seen += 1
+    assert seen == 2

@@ -312,10 +312,10 @@ def onnx_int8(plan: ExportPlan) -> None:
     fp32, path, cfg = plan.path("fp32.onnx"), plan.path("int8.onnx"), plan.cfg
     plan.step(f"quantising ONNX (QDQ, per-channel int8, {cfg.calib_method}, "
               f"{len(plan.calib)} images) ...")
-    sat = cfg.logit_saturation
+    score_range = cfg.int8_score_range()
     scores = [s.name for s in plan.specs if s.kind == "scores"]
-    kw = dict(global_range_outputs=[] if sat else scores,
-              fixed_output_ranges={n: (-sat, sat) for n in scores} if sat else None)
+    kw = dict(global_range_outputs=[] if score_range else scores,
+              fixed_output_ranges={n: score_range for n in scores} if score_range else None)
     with tempfile.TemporaryDirectory(dir=plan.root) as td:
         src, overrides = fp32, None
         if plan.int8_model is not None:  # the on-grid float model, its grid pinned for ORT
@@ -361,11 +361,10 @@ def prepare_int8_weights(plan: ExportPlan) -> None:
                                progress=cfg.progress)
     plan.step(f"int8 weights ready in {prepared.report['seconds']:.1f} s")
     if cfg.qat_steps:
-        sat = cfg.logit_saturation or 16.0
         plan.step(f"int8 fine-tuning: {cfg.qat_steps} steps through the simulated int8 graph, "
                   f"distilled from fp32 on {len(plan.calib)} calibration images ...")
         tuned = finetune(plan.model, prepared.model, plan.calib.nchw, cfg.qat_steps,
-                         score_range=cfg.score_range or (-sat, sat), seed=cfg.seed,
+                         score_range=cfg.int8_score_range() or (-16.0, 16.0), seed=cfg.seed,
                          progress=cfg.progress)
         sim = tuned.report["simulated_on_calibration"]
         plan.step(f"int8 fine-tuning done in {tuned.report['seconds']:.0f} s (simulated score "
@@ -425,13 +424,13 @@ def tflite_stages(plan: ExportPlan) -> None:
 
 def tflite_int8(plan: ExportPlan, saved_model: Path) -> None:
     """TF Lite converter full-integer int8 (per-channel weights, int8 outputs), verified."""
-    cfg, sat = plan.cfg, plan.cfg.logit_saturation
+    cfg = plan.cfg
     plan.step(f"quantising TFLite (full-integer, per-channel, input {cfg.input_type}"
               f"{' camera-exact' if cfg.camera_input else ''}, int8 outputs"
               f"{' in ST order' if cfg.output_order == 'st' else ''}, "
               f"{plan.calib_methods['tflite']}, {len(plan.calib)} images) ...")
     calib, in_range = plan.calib.nhwc, None
-    score_range = cfg.score_range or ((-sat, sat) if sat else None)
+    score_range = cfg.int8_score_range()
     with tempfile.TemporaryDirectory(dir=plan.root) as td:
         if cfg.camera_input:  # the folded model (input y = p / 255), its own SavedModel
             saved_model, calib, in_range = _camera_saved_model(plan, Path(td)), \
@@ -542,7 +541,8 @@ def write_manifest(plan: ExportPlan) -> ExportManifest:
         decode=plan.decode, calibration=calib_info,
         export=ExportEntry(cfg.outputs, plan.onnx_layout, plan.pad_mode, plan.pad_choice,
                            cfg.logit_saturation, getattr(plan.model, "equalization", None),
-                           cfg.opset, cfg.input_type, tuple(cfg.formats), cfg.int8),
+                           cfg.opset, cfg.input_type, tuple(cfg.formats), cfg.int8,
+                           cfg.int8_score_range() if cfg.int8 else None),
         verification={"images": len(plan.verify), "source": plan.verify.provenance,
                       "reference": "pytorch fp32", "tolerances": plan.tolerances.to_dict(),
                       **{k: a.verification for k, a in plan.artifacts.items()}},

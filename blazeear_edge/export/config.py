@@ -10,8 +10,10 @@ from typing import Literal, get_args
 from ..errors import BlazeEarError
 from ..postprocess import DEFAULT_MAX_CANDIDATES, NMS_KINDS
 from ..quantize import CALIBRATION_METHODS, INPUT_TYPES
+from ..quantize.qat import QAT_DEFAULT
 from ..quantize.rounding import ROUNDING_METHODS
 from ..stapp import ST_APP_SCORE_RANGE
+
 
 Format = Literal["onnx", "tflite"]
 Outputs = Literal["split", "concat"]
@@ -42,8 +44,9 @@ class ExportConfig:
     bias_correction: bool = False  #: fold each conv's int8-vs-fp32 mean output shift into its bias
     #: quantisation-aware fine-tuning steps after the rounding (0 = off; --thorough: QAT_THOROUGH):
     #: the weights are trained through a simulation of the int8 graphs, distilled from the fp32
-    #: model on the calibration images, no labels (quantize.qat)
-    qat_steps: int = 0
+    #: model on the calibration images, no labels (quantize.qat). None = QAT_DEFAULT after
+    #: AdaRound, 0 with round-to-nearest or st_app
+    qat_steps: int | None = None
     #: clip the score logits to [-s, s] in the graph, which is also their int8 range (None: no
     #: clip). Not the decode's sigmoid pre-clip (DecodeConfig.score_clip).
     logit_saturation: float | None = 16.0
@@ -74,7 +77,7 @@ class ExportConfig:
     #: BlazeFace: 512x16, 512x1, 384x1, 384x16, what index-binding apps read)
     output_order: str = "converter"
     #: int8 range (lo, hi) of the score outputs; None = +-logit_saturation (the default; with
-    #: st_app: stapp.ST_APP_SCORE_RANGE, 0.039 logit per step)
+    #: st_app: stapp.ST_APP_SCORE_RANGE, 0.039 logit per step; see int8_score_range)
     score_range: tuple | None = None
     #: ST FaceDetection drop-in: camera_input + output_order st + the st-app decode profile,
     #: and an st_app/ folder to copy into ST's application (see blazeear_edge.stapp)
@@ -83,6 +86,9 @@ class ExportConfig:
     def __post_init__(self):
         if self.weight_rounding is None:
             self.weight_rounding = "nearest" if self.st_app else "adaround"
+        if self.qat_steps is None:
+            self.qat_steps = (QAT_DEFAULT if self.weight_rounding == "adaround" and not self.st_app
+                              else 0)
         self.formats = tuple(self.formats)
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
@@ -108,6 +114,16 @@ class ExportConfig:
             raise BlazeEarError(f"logit_saturation must be positive (or None: no clip), got "
                                 f"{self.logit_saturation}")
 
+
+    def int8_score_range(self) -> tuple | None:
+        """The int8 range of the score outputs in both int8 artifacts: ``score_range`` if given,
+        else the in-graph clip +-logit_saturation; None (calibrated like any other output) with
+        neither. -4,6 against +-16 as the default was measured on real photos and not adopted
+        (docs/int8.md, "Measured, not adopted")."""
+        if self.score_range is not None:
+            return tuple(self.score_range)
+        sat = self.logit_saturation
+        return (-sat, sat) if sat else None
 
     def _check_st_app(self):
         if self.st_app:

@@ -61,6 +61,9 @@ REG_WEIGHT = 0.002
 BATCH = 16
 LR = 1e-4
 REFRESH = 50  #: steps between two re-estimations of the activation ranges
+#: fine-tuning steps of the default ``export --int8`` (after AdaRound): the fewest measured that
+#: bring built-in-calibration face AP50 on real photos within 0.02 of fp32 (docs/int8.md)
+QAT_DEFAULT = 150
 QAT_THOROUGH = 600  #: fine-tuning steps of ``export --thorough``
 
 
@@ -263,23 +266,17 @@ def finetune(teacher_model, student_model, calib_nchw: np.ndarray, steps: int,
 
     The activation ranges always come from ``calib_nchw`` (what the quantisers will see);
     ``extra_nchw`` (optional, unlabeled) only adds images to distil on."""
-    import torch
-
     if steps <= 0:
         raise BlazeEarError(f"--qat-steps must be positive, got {steps}")
     calib = np.asarray(calib_nchw, np.float32)
     if len(calib) == 0:
         raise BlazeEarError("the calibration set is empty")
-    t0 = time.perf_counter()
-    threads = torch.get_num_threads()
-    # one thread: two exports side by side on 2 cores took 0.36 s/step each with one thread,
-    # 1.9 s/step with torch's default of two (batches of 16 small images; threads contend)
-    torch.set_num_threads(1)
-    try:
-        return _finetune(teacher_model, student_model, calib, steps, score_range, input_range,
-                         lr, batch, refresh, seed, extra_nchw, augmentation, progress, t0)
-    finally:
-        torch.set_num_threads(threads)
+    # torch's own thread count (OMP_NUM_THREADS): alone on 2 cores 0.23 s/step with two threads,
+    # 0.41 s with one; but two processes side by side need OMP_NUM_THREADS=1 each (1.9 s/step
+    # each with two threads: they contend)
+    return _finetune(teacher_model, student_model, calib, steps, score_range, input_range,
+                     lr, batch, refresh, seed, extra_nchw, augmentation, progress,
+                     time.perf_counter())
 
 
 def _finetune(teacher_model, student_model, calib, steps, score_range, input_range, lr, batch,
