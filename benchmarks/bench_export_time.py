@@ -1,11 +1,12 @@
 """Wall time of ``blazeear-edge export --int8`` (ONNX and TFLite) on this machine.
 
 Runs the command line ``--repeat`` times (default 3) into fresh temporary folders, prints every
-wall time and the median against the 60 s target, then the int8-versus-float SQNR of each format
+wall time and the median against the 120 s target (issue 11: the default export with its int8
+weight preparation), then the int8-versus-float SQNR of each format
 as the export measured it (``manifest.json``: per output, over anchors whose fp32 score reaches
 the manifest's ``relevant_score``, against PyTorch fp32) with the detection parity.
 
-    python benchmarks/bench_export_time.py [--repeat 3] [--target 60]
+    python benchmarks/bench_export_time.py [--repeat 3] [--target 120]
 
 Exit status 1 when the median misses the target.
 """
@@ -30,7 +31,7 @@ from _common import cpu_name  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="export runs (default 3)")
-    ap.add_argument("--target", type=float, default=60.0, help="target median, s (default 60)")
+    ap.add_argument("--target", type=float, default=120.0, help="target median, s (default 120)")
     args = ap.parse_args(argv)
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
