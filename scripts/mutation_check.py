@@ -169,6 +169,18 @@ MUTANTS = [
            "blazeear_edge/quantize/__init__.py",
            "        if name in clamps:\n", "        if False:\n",
            ("tests/test_quant_report.py",)),
+    # stop 19: --score-range must reach the int8 ONNX, not only the TFLite
+    Mutant("int8 ONNX keeps +-logit_saturation whatever --score-range says",
+           "blazeear_edge/export/__init__.py",
+           "    score_range = cfg.int8_score_range()\n    scores =",
+           "    score_range = (-cfg.logit_saturation, cfg.logit_saturation)\n    scores =",
+           ("tests/test_export.py::test_score_range_sets_both_int8_files",)),
+    # stop 19: the default export fine-tunes after AdaRound
+    Mutant("the default export does not fine-tune",
+           "blazeear_edge/export/config.py",
+           "            self.qat_steps = (QAT_DEFAULT if",
+           "            self.qat_steps = (0 if",
+           ("tests/test_export.py::test_default_config_fine_tunes_after_adaround",)),
 ]
 
 

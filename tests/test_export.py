@@ -430,3 +430,37 @@ def test_score_range_sets_both_int8_files(tmp_path):
         assert (127 - zp) * scale == pytest.approx(6.0, abs=scale)
         seen += 1
     assert seen == 2
+
+
+def test_default_config_fine_tunes_after_adaround(monkeypatch):
+    """The default int8 weight preparation is AdaRound + QAT_DEFAULT fine-tuning steps; plain
+    rounding and the ST application preset do not fine-tune unless asked; --thorough and an
+    explicit --qat-steps win over the default (the config the CLI really builds)."""
+    import argparse
+
+    import blazeear_edge.export as ex_mod
+    from blazeear_edge.cli import export as cli_export
+    from blazeear_edge.export import ExportConfig
+    from blazeear_edge.quantize.qat import QAT_DEFAULT, QAT_THOROUGH
+
+    assert QAT_DEFAULT > 0
+    assert ExportConfig(int8=True).qat_steps == QAT_DEFAULT
+    assert ExportConfig(int8=True, weight_rounding="nearest").qat_steps == 0
+    assert ExportConfig(int8=True, st_app=True).qat_steps == 0
+    assert ExportConfig(int8=True, qat_steps=0).qat_steps == 0
+
+    class Built(Exception):
+        pass
+
+    def capture(cfg):
+        raise Built(cfg)
+
+    monkeypatch.setattr(ex_mod, "export", capture)
+    p = argparse.ArgumentParser()
+    cli_export.add_arguments(p)
+    for argv, want in ((["--int8"], QAT_DEFAULT), (["--int8", "--thorough"], QAT_THOROUGH),
+                       (["--int8", "--qat-steps", "0"], 0), (["--int8", "--qat-steps", "7"], 7),
+                       (["--int8", "--weight-rounding", "nearest"], 0)):
+        with pytest.raises(Built) as got:
+            cli_export.run(p.parse_args(argv))
+        assert got.value.args[0].qat_steps == want, argv
