@@ -14,7 +14,6 @@ from ..quantize.qat import QAT_DEFAULT
 from ..quantize.rounding import ROUNDING_METHODS
 from ..stapp import ST_APP_SCORE_RANGE
 
-
 Format = Literal["onnx", "tflite"]
 Outputs = Literal["split", "concat"]
 OnnxLayout = Literal["nchw", "anchors"]
@@ -47,8 +46,9 @@ class ExportConfig:
     #: model on the calibration images, no labels (quantize.qat). None = QAT_DEFAULT after
     #: AdaRound, 0 with round-to-nearest or st_app
     qat_steps: int | None = None
-    #: clip the score logits to [-s, s] in the graph, which is also their int8 range (None: no
-    #: clip). Not the decode's sigmoid pre-clip (DecodeConfig.score_clip).
+    #: clip the score logits to [-s, s] in the graph, which is also their int8 range unless
+    #: score_range sets one (None: no clip). Not the decode's sigmoid pre-clip
+    #: (DecodeConfig.score_clip).
     logit_saturation: float | None = 16.0
     equalize: bool = True  #: cross-layer equalisation of depthwise -> pointwise pairs
     crop_boxes: bool = False  #: add crops around labelled boxes (CSV / COCO sources)
@@ -113,7 +113,6 @@ class ExportConfig:
         if self.logit_saturation is not None and not self.logit_saturation > 0:
             raise BlazeEarError(f"logit_saturation must be positive (or None: no clip), got "
                                 f"{self.logit_saturation}")
-
 
     def int8_score_range(self) -> tuple | None:
         """The int8 range of the score outputs in both int8 artifacts: ``score_range`` if given,
