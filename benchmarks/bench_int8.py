@@ -192,14 +192,12 @@ class Reference:
 
     def with_pixel_noise(self, lsb: int, seed: int) -> dict:
         """The fp32 model itself on the same photos plus uniform integer noise of +-``lsb``
-        camera levels (of 255) per pixel: how far an unquantised model moves under sensor noise,
-        the yardstick for the int8 rows."""
+        camera levels (of 255) per pixel (``noise_floor.pixel_noise``): how far an unquantised
+        model moves under sensor noise, the yardstick for the int8 rows."""
+        from blazeear_edge.noise_floor import pixel_noise
         from blazeear_edge.runtimes import run_torch_batched
 
-        rng = np.random.default_rng(seed)
-        x = self.ims.nchw
-        noise = rng.integers(-lsb, lsb + 1, size=x.shape).astype(np.float32) * np.float32(2 / 255)
-        noisy = np.clip(x + noise, -1.0, 1.0).astype(np.float32)  # input is p / 127.5 - 1
+        noisy = pixel_noise(self.ims.nchw, lsb, seed)
         return self.measure(run_torch_batched(self.model, noisy, self.specs), self.specs,
                             self.specs)
 
@@ -289,6 +287,30 @@ YARDSTICK = (("recall", "recall", True), ("precision", "precision", True),
              ("worst_sqnr_db", "worst SQNR dB", True), ("extra", "extra", False))
 
 
+def _disturbance(rows: list):
+    """The mean of measured rows (one per draw) as a ``noise_floor.Disturbance``."""
+    from blazeear_edge.noise_floor import Disturbance
+
+    def m(key):
+        v = [r[key] for r in rows if r.get(key) is not None]
+        return float(np.mean(v)) if v else None
+    return Disturbance(m("recall"), m("precision"), m("mean_iou"), m("worst_sqnr_db"))
+
+
+def equivalent_noise(rows: list, by_lsb: dict) -> str:
+    """The equivalent camera noise (``noise_floor.equivalent_level``) of the mean of ``rows``
+    on the measured fp32 noise ladder ``{k: [rows per noise draw]}``, with the figures that set
+    it: '±4 (IoU, SQNR)'."""
+    from blazeear_edge.noise_floor import FIGURES, equivalent_level, fmt_level
+
+    if not by_lsb:
+        return "-"
+    eq = equivalent_level(_disturbance(rows), {k: _disturbance(v) for k, v in by_lsb.items()})
+    labels = {k: lab for k, lab, _ in FIGURES}
+    return (fmt_level(eq).replace(" levels", "").replace(" level", "") + " ("
+            + ", ".join(labels[k] for k in eq["limited_by"]) + ")")
+
+
 def yardstick(results: dict, noise: dict, lsb: int = 2) -> list[str]:
     """Lines of a table: each int8 row's mean figures against the fp32 model's own under +-``lsb``
     camera levels of pixel noise (the means over the noise draws), and whether it is no worse
@@ -297,7 +319,7 @@ def yardstick(results: dict, noise: dict, lsb: int = 2) -> list[str]:
     if not any(lsb in by for by in (noise or {}).values()):
         return []
     head = ("| model | calib | method | format | " + " | ".join(lab for _, lab, _ in YARDSTICK)
-            + " | no worse in |")
+            + " | no worse in | equivalent camera noise |")
     lines = [f"int8 against the fp32 model under ±{lsb} LSB pixel noise (each cell: int8 mean, "
              f"then the noise yardstick's; ✓ = no worse):", "", head,
              "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
@@ -317,8 +339,9 @@ def yardstick(results: dict, noise: dict, lsb: int = 2) -> list[str]:
                 met += ok
                 fmt_v = "{:.1f}" if key in ("worst_sqnr_db", "extra") else "{:.3f}"
                 cells.append(f"{fmt_v.format(a)} vs {fmt_v.format(b)}{' ✓' if ok else ''}")
+            eq = equivalent_noise(rows, noise.get(mk, {}))
             lines.append("| " + " | ".join([mk, ck, meth, fmt.replace("int8_", "int8 ")] + cells
-                                           + [f"{met} of {len(YARDSTICK)}"]) + " |")
+                                           + [f"{met} of {len(YARDSTICK)}", eq]) + " |")
     return lines + [""]
 
 
@@ -405,7 +428,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only-cached", action="store_true", help="table from the cache only")
     ap.add_argument("--baseline", default="nearest",
                     help="method the paired ΔAP50 column compares against (default nearest)")
-    ap.add_argument("--noise-lsb", default="1,2,4",
+    ap.add_argument("--noise-lsb", default="1,2,3,4,6,8",
                     help="also measure the fp32 model under +-k LSB pixel noise, for each k in "
                          "this comma list ('' = skip)")
     ap.add_argument("--noise-draws", type=int, default=3, help="noise draws per k (default 3)")

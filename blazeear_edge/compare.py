@@ -35,7 +35,8 @@ from typing import Sequence
 import numpy as np
 
 from .errors import BlazeEarError
-from .metrics import RELEVANT_SCORE, MatchStats, match_detections, relevant_masks, sqnr_db
+from .metrics import (RELEVANT_SCORE, MatchStats, by_box_size, match_detections, relevant_masks,
+                      sqnr_db)
 from .postprocess import DecodeConfig, Detections, OutputSpec, decode_outputs, dequantize
 
 #: fp32 scaled max error: ``max|test - ref| / max(1, max|ref| / FP32_REF_MAGNITUDE)``; outputs
@@ -236,6 +237,10 @@ class RuntimeResult:
     warnings: list = field(default_factory=list)
     error: str = ""
     per_image: list = field(default_factory=list)  # MatchStats per image (not serialised)
+    #: recall and mean IoU per reference box width (:func:`~blazeear_edge.metrics.by_box_size`)
+    by_size: list = field(default_factory=list)
+    #: the equivalent camera noise (:func:`blazeear_edge.noise_floor.equivalent_level`)
+    noise_equivalent: dict = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -261,6 +266,8 @@ class RuntimeResult:
                 "match": None if self.match is None else
                 {k: num(v) for k, v in self.match.to_dict().items()},
                 "confident": {k: num(v) for k, v in self.confident.items()} or None,
+                "by_size": [{k: num(v) for k, v in b.items()} for b in self.by_size],
+                "noise_equivalent": self.noise_equivalent or None,
                 "failures": list(self.failures), "warnings": list(self.warnings),
                 "error": self.error or None}
 
@@ -279,6 +286,12 @@ class RuntimeResult:
             det["images"] = self.images
             det["confident"] = {k: num(v) for k, v in self.confident.items()}
             d["detections"] = det
+            d["detections_by_box_width"] = [{k: num(v) for k, v in b.items()}
+                                            for b in self.by_size]
+        if self.noise_equivalent:
+            ne = self.noise_equivalent
+            keep = ("level", "beyond", "by_figure", "limited_by", "limited_by_labels")
+            d["noise_equivalent"] = {k: ne[k] for k in keep if k in ne}
         if self.error:
             d["error"] = self.error
         return d
@@ -300,6 +313,8 @@ class RuntimeResult:
             iou = f", IoU {m.mean_iou:.3f}" if m.matched else ""
             parts.append(f"{m.matched}/{m.ref} detections matched{iou}, {m.extra} extra")
         ref = f" vs {self.reference_label}" if self.reference_label else ""
+        if self.noise_equivalent:
+            ref += f"; {noise_phrase(self.noise_equivalent)}"
         return f"{self.status}: " + ", ".join(parts) + ref
 
 
@@ -328,6 +343,7 @@ def compare_runtime(res: RuntimeResult, ref_raw: list[dict], ref_specs: Sequence
     for m in res.per_image:
         total = total.add(m)
     res.match = total
+    res.by_size = by_box_size(ref_dets, dets)
     res.confident = confident_counts(ref_dets, dets, float(cfg.score_thresh) + tol.score_margin)
     res.failures, res.warnings = judge(res, tol)
     return res
@@ -377,6 +393,19 @@ def judge(res: RuntimeResult, tol: Tolerance) -> tuple[list[str], list[str]]:
     return fails, warns
 
 
+def noise_phrase(eq: dict | None) -> str:
+    """A verdict's phrase for an equivalent camera noise (:mod:`blazeear_edge.noise_floor`):
+    'as fp32 under ±2 levels of camera noise (set by mean IoU)'."""
+    if not eq:
+        return ""
+    by = ", ".join(eq.get("limited_by_labels") or eq.get("limited_by") or [])
+    if eq.get("level") is None:
+        return (f"disturbs detections more than fp32 under ±{eq.get('beyond')} levels of camera "
+                f"noise (by {by})")
+    n = eq["level"]
+    return f"as fp32 under ±{n} level{'s' if n != 1 else ''} of camera noise (set by {by})"
+
+
 @dataclass
 class CheckResult:
     """A check beyond one runtime (C decode, device log, manifest); status is passed, FAILED,
@@ -422,5 +451,6 @@ def fmt_db(v) -> str:
 
 __all__ = ["FP32_DEFAULT", "FP32_REF_MAGNITUDE", "INT8_DEFAULT", "RELEVANT_SCORE", "CheckResult",
            "RuntimeResult", "TensorStats", "Tolerance", "Tolerances", "above", "compare_runtime",
-           "confident_counts", "fmt_db", "judge", "load_tolerances", "num", "scaled_error",
+           "confident_counts", "fmt_db", "judge", "load_tolerances", "noise_phrase", "num",
+           "scaled_error",
            "tensor_stats"]

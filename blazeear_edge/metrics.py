@@ -81,12 +81,62 @@ class MatchStats:
         return d
 
 
+def matched_pairs(ref: Detections, test: Detections, iou_thresh: float = 0.5) -> list:
+    """Greedy one-to-one matching by descending IoU: [(ref index, test index, IoU), ...]."""
+    if not len(ref) or not len(test):
+        return []
+    iou = np.stack([iou_one_to_many(b, test.boxes) for b in ref.boxes])
+    used_r, used_t, out = set(), set(), []
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        i, j = divmod(int(flat), iou.shape[1])
+        if iou[i, j] < iou_thresh:
+            break
+        if i in used_r or j in used_t:
+            continue
+        used_r.add(i)
+        used_t.add(j)
+        out.append((i, j, float(iou[i, j])))
+    return out
+
+
 def match_detections(ref: Detections, test: Detections, iou_thresh: float = 0.5,
                      input_size: int = 128) -> MatchStats:
     """Match by descending IoU (greedy); detections normalised to the 128 input."""
     st = MatchStats(ref=len(ref), test=len(test))
-    if not len(ref) or not len(test):
-        return st
+    for i, j, v in matched_pairs(ref, test, iou_thresh):
+        st.matched += 1
+        st.iou_sum += v
+        st.max_score_delta = max(st.max_score_delta, float(abs(ref.scores[i] - test.scores[j])))
+        kp = np.abs(ref.keypoints[i] - test.keypoints[j]).max() * input_size
+        st.max_keypoint_err_px = max(st.max_keypoint_err_px, float(kp))
+    return st
+
+
+#: box-width bins (fraction of the 128 input) of the per-size breakdown: small faces are the
+#: 16x16 head's, large ones the 8x8 head's
+SIZE_BINS = ((0.0, 0.15), (0.15, 0.3), (0.3, 0.5), (0.5, float("inf")))
+
+
+def size_label(lo: float, hi: float) -> str:
+    return f">= {lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}"
+
+
+def by_box_size(ref: list, test: list, iou_thresh: float = 0.5, bins=SIZE_BINS) -> list[dict]:
+    """Per bin of the reference box width (fraction of the input): reference detections,
+    matched ones, recall and mean IoU of the matched pairs; images given as parallel lists."""
+    acc = [[0, 0, 0.0] for _ in bins]
+    for a, b in zip(ref, test):
+        width = (a.boxes[:, 2] - a.boxes[:, 0]) if len(a) else np.zeros(0)
+        pairs = {i: v for i, _, v in matched_pairs(a, b, iou_thresh)}
+        for i, w in enumerate(width):
+            k = next(n for n, (lo, hi) in enumerate(bins) if w < hi or n == len(bins) - 1)
+            acc[k][0] += 1
+            if i in pairs:
+                acc[k][1] += 1
+                acc[k][2] += pairs[i]
+    return [{"width": size_label(lo, hi), "ref": n, "matched": m,
+             "recall": (m / n) if n else None, "mean_iou": (s / m) if m else None}
+            for (lo, hi), (n, m, s) in zip(bins, acc)]
     iou = np.stack([iou_one_to_many(b, test.boxes) for b in ref.boxes])
     used_r, used_t = set(), set()
     for flat in np.argsort(-iou, axis=None, kind="stable"):

@@ -43,6 +43,7 @@ from typing import Sequence
 import numpy as np
 
 from . import harness
+from . import noise_floor as noise_floor_mod
 from .calib_data import evaluation_images
 from .compare import (FP32_DEFAULT, INT8_DEFAULT, RELEVANT_SCORE, CheckResult, RuntimeResult,
                       TensorStats, Tolerance, Tolerances, compare_runtime, fmt_db,
@@ -374,7 +375,7 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
                tolerances: Tolerances | None = None, device_log=None, draw_dir=None,
                images_root=None, weights=None, c_check: bool = True,
                draw_count: int = 8, runtimes: Sequence[str] | None = None,
-               progress=None) -> ParityReport:
+               progress=None, noise_floor: bool = True) -> ParityReport:
     """Run every runtime of the export on the same images and compare (see the module doc).
 
     ``images``: None for the built-in hold-out, or a folder / image / CSV / COCO json;
@@ -383,7 +384,9 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
     worst images there; ``weights``: the PyTorch checkpoint when the manifest's path moved;
     ``c_check``: build and run the C decode on the host; ``runtimes``: compare only these
     (keys of :data:`RUNTIME_KEYS`; the PyTorch reference is always added); ``progress``: a
-    callable taking one status line, True (lines to stderr), or None.
+    callable taking one status line, True (lines to stderr), or None; ``noise_floor``: also
+    state each int8 artifact's error as the equivalent camera noise of the fp32 reference
+    (:mod:`blazeear_edge.noise_floor`).
     """
     say = progress_printer(progress)
     tol = tolerances or Tolerances()
@@ -426,6 +429,13 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
             compare_runtime(res, raws[ref_rt.key], ref_rt.specs, raw, rt.specs, anchors, cfg,
                             tol.for_precision(rt.precision), dets[ref_rt.key], d)
 
+    if noise_floor and ref_rt.key in raws:
+        say(f"measuring {ref_rt.label} under camera-level pixel noise (the int8 yardstick) ...")
+        from .calib_data import ImageSet
+
+        noise_floor_mod.attach(
+            report.runtimes, lambda x: ref_rt.run(ImageSet(x, imageset.names, {})),
+            imageset.nchw, raws[ref_rt.key], dets[ref_rt.key], ref_rt.specs, anchors, cfg)
     labels = {rt.key: rt for rt in runtimes}
     report.checks += _device_checks(manifest, runtimes, raws, imageset, keys, c_check,
                                     device_log, say)
@@ -476,6 +486,47 @@ def _fmt_e(v) -> str:
     return "0" if v == 0 else f"{v:.2e}"
 
 
+def _size_and_noise_lines(rep: ParityReport) -> list[str]:
+    """The per-box-width table and the noise-floor table of the int8 runtimes."""
+    L = []
+    measured = [r for r in rep.runtimes if not r.reference and not r.error and r.by_size]
+    int8 = [r for r in measured if r.precision == "int8"]
+    if int8:
+        rows = []
+        for r in int8:
+            for b in r.by_size:
+                rows.append([r.label, b["width"], str(b["ref"]), str(b["matched"]),
+                             "-" if b["recall"] is None else f"{b['recall']:.3f}",
+                             "-" if b["mean_iou"] is None else f"{b['mean_iou']:.4f}"])
+        L.append("detections by reference box width (fraction of the 128 input; large faces "
+                 "are the 8x8 head's)")
+        L += text_table(["runtime", "box width", "ref", "matched", "recall", "mean IoU"], rows,
+                        {2, 3, 4, 5})
+        L.append("")
+    with_noise = [r for r in int8 if r.noise_equivalent]
+    if with_noise:
+        labels = {k: lab for k, lab, _ in noise_floor_mod.FIGURES}
+        rows = []
+        for r in with_noise:
+            ne = r.noise_equivalent
+            by = ne["by_figure"]
+            rows.append([r.label, noise_floor_mod.fmt_level(ne)] + [
+                f"> ±{ne['beyond']}" if by[k] is None else f"±{by[k]}" for k in labels])
+        L.append(f"int8 in camera noise: the smallest ±k levels (of 255) of pixel noise under "
+                 f"which {rep.reference} disturbs its own detections as much as the int8 "
+                 f"artifact does")
+        L += text_table(["runtime", "equivalent noise"] + [f"by {v}" for v in labels.values()],
+                        rows)
+        ladder = with_noise[0].noise_equivalent.get("ladder", {})
+        if ladder:
+            L.append("  fp32 under noise: " + "; ".join(
+                f"±{k}: recall {d['recall']:.3f}, precision {d['precision']:.3f}, IoU "
+                f"{(d['mean_iou'] or float('nan')):.3f}, SQNR "
+                f"{fmt_db(d['worst_sqnr_db'])} dB" for k, d in ladder.items()))
+        L.append("")
+    return L
+
+
 def format_report(rep: ParityReport) -> str:
     L = [f"parity of {rep.model} ({rep.export_dir}) on {rep.images} image(s): {rep.image_source}",
          f"reference: {rep.reference}; relevant anchors: reference score >= {RELEVANT_SCORE}", ""]
@@ -524,6 +575,7 @@ def format_report(rep: ParityReport) -> str:
             f"{v:.2f} ({k})" for k, v in conf_at.items()) + " (threshold + score_margin); the "
             "missing/extra tolerances count these")
     L.append("")
+    L += _size_and_noise_lines(rep)
     # tolerances
     rows = [[f.name, f"{getattr(rep.tolerances.fp32, f.name):g}",
              f"{getattr(rep.tolerances.int8, f.name):g}"] for f in fields(Tolerance)]

@@ -59,7 +59,7 @@ def test_default_export_passes_default_tolerances(full_report):
     rep, _ = full_report
     assert rep.ok, rep.failures
     assert rep.reference == "PyTorch fp32"
-    assert rep.images == 41  # astronaut + 40 LFW crops
+    assert rep.images == 57  # astronaut + 16 portrait frames of her + 40 LFW crops
     keys = [r.key for r in rep.runtimes]
     assert keys == ["pytorch", "fp32_onnx", "fp32_tflite", "int8_onnx", "int8_tflite"]
     by = {r.key: r for r in rep.runtimes}
@@ -83,7 +83,7 @@ def test_default_export_passes_default_tolerances(full_report):
     for c in c_checks:
         if _have_gcc():
             assert c.status == "passed", c.failures
-            assert c.data["frames"] == 41 and c.data["matching"] == 41
+            assert c.data["frames"] == 57 and c.data["matching"] == 57
         else:
             assert c.status == "not available" and "C harness: not available" in c.detail
     assert checks["device log == NumPy decode"].status == "not run"

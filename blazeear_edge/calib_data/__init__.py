@@ -96,9 +96,11 @@ def builtin_samples(composites: bool = True) -> list[Sample]:
         kind = "face" if i < 100 else "nonface"
         out.append(Sample(f"skimage:lfw_subset[{i}]:{kind}", array=as_rgb(crop)))
     if composites:
-        from .composite import composite_samples
+        from .composite import composite_samples, portrait_samples
 
         out += composite_samples(out)
+        out += portrait_samples()
+        out += portrait_samples(holdout=True)
     return out
 
 
@@ -274,12 +276,41 @@ def load_images(samples: list[Sample], *, count: int | None = None, seed: int = 
 
 
 def builtin_holdout(samples: list[Sample]) -> list[Sample]:
-    """The built-in verification images, never used for calibration: the astronaut photo and
-    every fifth LFW crop (20 faces, 20 non-faces)."""
+    """The built-in verification images, never used for calibration: the astronaut photo, every
+    fifth LFW crop (20 faces, 20 non-faces) and the hold-out portrait frames (the astronaut's
+    face from a tenth of the frame to filling it, one to three faces: the 8x8 head's half of
+    the domain; :func:`.composite.portrait_samples`)."""
     out = [s for s in samples if s.name == "skimage:astronaut"]
     out += [s for s in samples if s.name.startswith("skimage:lfw_subset[")
             and int(s.name.split("[")[1].split("]")[0]) % 5 == 4]
+    out += [s for s in samples if s.name.startswith("holdout-portrait[")]
     return out
+
+
+#: shares of the built-in calibration set by kind of image (drawn per kind, seeded), so a
+#: smaller --calib-count keeps the whole domain: real-face portrait frames (large faces, the 8x8
+#: head), scene composites (small faces, the 16x16 head), LFW crops, the scikit-image photos
+BUILTIN_SHARES = (("portrait[", 0.4), ("composite[", 0.35), ("skimage:lfw_subset[", 0.2),
+                  ("skimage:", 0.05))
+
+
+def _builtin_kind(name: str) -> str:
+    return next((p for p, _ in BUILTIN_SHARES if name.startswith(p)), "skimage:")
+
+
+def builtin_draw(samples: list[Sample], count: int, seed: int) -> list[Sample]:
+    """``count`` of the built-in ``samples`` in the :data:`BUILTIN_SHARES` proportions (a kind
+    with too few images gives its rest to the others), shuffled with ``seed``."""
+    rng = np.random.default_rng(seed)
+    by = {p: [s for s in samples if _builtin_kind(s.name) == p] for p, _ in BUILTIN_SHARES}
+    want = {p: int(round(share * count)) for p, share in BUILTIN_SHARES}
+    picked = []
+    for p, _ in BUILTIN_SHARES:
+        pool = by[p]
+        picked += [pool[int(i)] for i in rng.permutation(len(pool))[:want[p]]]
+    rest = [s for s in samples if s not in picked]
+    picked += [rest[int(i)] for i in rng.permutation(len(rest))[:max(0, count - len(picked))]]
+    return [picked[int(i)] for i in rng.permutation(len(picked))]
 
 
 def build_calibration(src=None, count: int = 200, *, seed: int = 0, crop_boxes: bool = False,
@@ -299,6 +330,8 @@ def build_calibration(src=None, count: int = 200, *, seed: int = 0, crop_boxes: 
     if kind == "builtin":
         excluded |= {s.name for s in builtin_holdout(samples)}
     samples = [s for s in samples if s.name not in excluded] or samples
+    if kind == "builtin" and count:
+        samples = builtin_draw(samples, count, seed)
     return load_images(samples, count=count, seed=seed, crop_boxes=crop_boxes,
                        source=str(src or "builtin"), kind=kind, progress=progress,
                        desc="calibration images")
@@ -355,8 +388,9 @@ def evaluation_images(images=None, count: int | None = None, images_root=None,
 
 #: what the built-in verification images are (recorded in the manifest, printed by export)
 BUILTIN_HOLDOUT_NOTE = (
-    "built-in hold-out, not used for calibration: the astronaut photo and 40 upscaled 25x25 "
-    "grey LFW crops. These are not camera frames: int8 losses on real photos (extra or "
+    "built-in hold-out, not used for calibration: the astronaut photo, 16 camera-like frames "
+    "of her face from a tenth of the frame to filling it (one to three faces), and 40 upscaled "
+    "25x25 grey LFW crops. One real face is not your camera: int8 losses on real photos (extra or "
     "missed detections) can stay invisible here; check on your own frames with "
     "'blazeear-edge parity EXPORT --images DIR' or calibrate with --calib DIR, which holds "
     "out part of your images for this check")

@@ -40,6 +40,9 @@ def add_arguments(p):
                         "int8_tflite (default: all the export has; PyTorch is the reference)")
     p.add_argument("--no-c", action="store_true",
                    help="skip building and running the C post-processing on the host")
+    p.add_argument("--no-noise-floor", action="store_true",
+                   help="skip measuring the fp32 reference under camera-level pixel noise (the "
+                        "'equivalent camera noise' of each int8 artifact)")
     p.add_argument("--format", choices=["text", "json"], default="text",
                    help="text table (default) or JSON on stdout")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the JSON report here")
@@ -64,7 +67,8 @@ def run(args) -> int:
                         c_check=not args.no_c, draw_count=args.draw_count,
                         runtimes=[r.strip() for r in args.runtimes.split(",") if r.strip()]
                         if args.runtimes else None,
-                        progress=lambda m: print(m, file=sys.stderr, flush=True))
+                        progress=lambda m: print(m, file=sys.stderr, flush=True),
+                        noise_floor=not args.no_noise_floor)
     from . import emit_report
 
     emit_report(report, args.format, args.json)

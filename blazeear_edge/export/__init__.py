@@ -45,7 +45,9 @@ from ..errors import BlazeEarError
 from ..lint import lint_model
 from ..manifest import (MANIFEST_FILE, ArtifactEntry, ExportEntry, ExportManifest, InputEntry,
                         ModelEntry, OutputEntry, write_json_atomic)
-from ..postprocess import CONCAT_OUTPUTS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig
+from .. import noise_floor
+from ..postprocess import (CONCAT_OUTPUTS, SPLIT_MAP_OUTPUTS, SPLIT_OUTPUTS, DecodeConfig,
+                           decode_outputs)
 from ..quantize import (activation_sqnr, onnx_output_quantization, quantize_onnx,
                         quantize_tflite)
 from ..quantize.equalize import equalize_blocks
@@ -107,6 +109,8 @@ class ExportPlan:
     artifacts: dict = field(default_factory=dict)  # key -> ArtifactEntry
     quant_report: dict = field(default_factory=dict)
     ref_outputs: list | None = None  # PyTorch outputs on the verification images
+    torch_ref: object | None = None  # the PyTorch reference model those came from
+    noise_ladder: dict | None = None  # fp32 under pixel noise on those images (noise_floor)
     int8_model: object | None = None  # the model with its weights on the int8 grid (rounding)
     weights_report: dict | None = None  # what the weight rounding did (manifest: calibration)
     lint: dict | None = None
@@ -267,6 +271,15 @@ def verify_artifact(plan: ExportPlan, path: Path, key: str, label: str, precisio
     res = RuntimeResult(key, label, precision, key.split("_")[1], reference_label="pytorch fp32")
     compare_runtime(res, plan.ref_outputs, plan.specs, raw, specs, plan.anchors.table,
                     plan.decode, plan.tolerances.for_precision(precision))
+    if precision == "int8" and plan.torch_ref is not None and res.match is not None:
+        if plan.noise_ladder is None:
+            ref_dets = [decode_outputs(r, plan.anchors.table, plan.decode, plan.specs)
+                        for r in plan.ref_outputs]
+            plan.noise_ladder = noise_floor.noise_ladder(
+                lambda x: run_torch(plan.torch_ref, x, plan.specs), plan.verify.nchw,
+                plan.ref_outputs, ref_dets, plan.specs, plan.anchors.table, plan.decode)
+        res.noise_equivalent = noise_floor.equivalent_level(
+            noise_floor.disturbance_of(res.match, res.worst_sqnr_db), plan.noise_ladder)
     plan.step(f"{label}: {res.summary()}")
     if res.error or (res.failures and precision == "fp32"):
         raise BlazeEarError(f"{path.name}: verification failed: "
@@ -301,6 +314,7 @@ def onnx_fp32(plan: ExportPlan) -> None:
     plan.step(f"ONNX fp32: {len(m.graph.node)} nodes {op_counts(m)}")
     torch_ref = _torch_reference(plan.reference, plan.cfg.outputs)
     plan.ref_outputs = run_torch(torch_ref, plan.verify.nchw, plan.specs)
+    plan.torch_ref = torch_ref
     raw = run_onnx(onnx_session(path), plan.verify.nchw, plan.onnx_specs)  # anchor order
     res = verify_artifact(plan, path, "fp32_onnx", "ONNX fp32", "fp32", raw, plan.onnx_specs)
     _add(plan, "fp32_onnx", path, "onnx", "fp32", _onnx_input(),
