@@ -203,7 +203,7 @@ class Reference:
 
     def measure(self, raw, specs, stat_specs) -> dict:
         from blazeear_edge.evaluate import coco_metrics
-        from blazeear_edge.metrics import MatchStats, match_detections
+        from blazeear_edge.metrics import MatchStats, by_box_size, match_detections
         from blazeear_edge.compare import tensor_stats
 
         coco, dets = _decode_all(raw, self.table, specs, self.ims, self.img_ids, 0.05)
@@ -221,7 +221,8 @@ class Reference:
                 "mean_iou": tot.mean_iou if tot.matched else None,
                 "max_score_delta": tot.max_score_delta,
                 "max_kp_err_px": tot.max_keypoint_err_px,
-                "sqnr_db": sq, "worst_sqnr_db": min(finite) if finite else None}
+                "sqnr_db": sq, "worst_sqnr_db": min(finite) if finite else None,
+                "by_box_width": by_box_size(self.dets, dets)}
 
 
 def run_export(model_key, weights, calib, method, out: Path) -> tuple[dict, float]:

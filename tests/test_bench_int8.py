@@ -28,9 +28,11 @@ def test_yardstick_marks_what_is_no_worse_than_fp32_under_noise():
     assert cells[4] == "0.960 vs 0.960 ✓"  # recall: equal to the yardstick
     assert cells[5] == "0.900 vs 0.960"  # precision: worse, no mark
     assert cells[9] == "2.5 vs 2.5 ✓"  # extra: lower is better, equal counts
-    assert cells[-1] == "5 of 6"
+    assert cells[-2] == "5 of 6"
+    # the equivalent camera noise: precision is worse than fp32's at the only level measured
+    assert cells[-1] == "> ±2 (precision)"
     cells = [c.strip() for c in tfl.strip("|").split("|")]
     assert cells[8] == "18.0 vs 22.0" and cells[9] == "6.0 vs 2.5"
-    assert cells[-1] == "4 of 6"
+    assert cells[-2] == "4 of 6" and cells[-1] == "> ±2 (worst SQNR)"
     # no table for a noise level that was not measured
     assert bench_int8.yardstick(results, noise, 1) == []

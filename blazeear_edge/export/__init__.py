@@ -195,7 +195,8 @@ def make_plan(cfg: ExportConfig, model, root: Path, step) -> ExportPlan:
     pad_mode, pad_choice = cfg.channel_pad, {"reason": "requested"}
     if pad_mode == "auto":
         pad_mode, pad_choice = choose_channel_pad(model, cfg.opset, cfg.outputs, onnx_layout)
-    tfl_method = cfg.calib_method if cfg.calib_method in ("movavg", "minmax") else "minmax"
+    tfl_method = (cfg.calib_method if cfg.calib_method in ("movavg", "minmax", "percentile")
+                  else "minmax")
     plan = ExportPlan(
         cfg=cfg, root=root, model=model, reference=reference, info=info,
         anchors=resolve_anchors(cfg.anchors, info.default_anchors),

@@ -118,7 +118,7 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
         # per-image min/max averaged over the set: a few outlier images no longer set the range
         extra["CalibMovingAverage"] = True
     if method == "percentile":
-        extra["CalibPercentile"] = 99.999
+        extra["CalibPercentile"] = PERCENTILE
     overrides = {}
     if input_range is not None:
         overrides[input_name] = [{"rmin": np.float32(input_range[0]),
@@ -191,11 +191,25 @@ def _is_score_tensor(shape) -> bool:
     return len(shape) >= 3 and shape[-1] in (1, 2, 6)
 
 
+#: ORT's CalibPercentile for the ``percentile`` method (both formats use it)
+PERCENTILE = 99.999
+PERCENTILE_BINS = 2048
+
+
 def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray,
-                           input_range=(-1.0, 1.0), score_range=None) -> bytes:
-    """Replace the TF calibrator's global min/max of every tensor by the mean of per-image
-    minima/maxima (the float model is run once per image with all tensors preserved). Score-head
-    tensors keep the global range: averaging per-image maxima would cut off the detections."""
+                           input_range=(-1.0, 1.0), score_range=None,
+                           method: str = "movavg") -> bytes:
+    """Replace the TF calibrator's global min/max of every tensor (the float model is run once
+    per image with all tensors preserved) by
+
+    * ``movavg``: the mean of per-image minima/maxima;
+    * ``percentile``: the :data:`PERCENTILE` of |x| over all images (a histogram of
+      :data:`PERCENTILE_BINS` bins of |x| up to the global max, as onnxruntime's Percentile
+      calibrator does), clamped to the global min/max; a tensor with negative values gets the
+      same bound below zero.
+
+    Score-head tensors keep the global range: averaging per-image maxima would cut off the
+    detections."""
     from tensorflow.lite.python.interpreter import Interpreter
     from tensorflow.lite.tools import flatbuffer_utils as fu
 
@@ -209,6 +223,9 @@ def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray,
     inp = it.get_input_details()[0]["index"]
     mins = {i: [] for i in idx}
     maxs = {i: [] for i in idx}
+    top = {i: max(abs(float(sub.tensors[i].quantization.min[0])),
+                  abs(float(sub.tensors[i].quantization.max[0])), 1e-12) for i in idx}
+    hist = {i: np.zeros(PERCENTILE_BINS, np.int64) for i in idx}
     for k in range(len(calib_nhwc)):
         it.set_tensor(inp, np.ascontiguousarray(calib_nhwc[k:k + 1], dtype=np.float32))
         it.invoke()
@@ -220,9 +237,22 @@ def _moving_average_ranges(calibrated: bytes, calib_nhwc: np.ndarray,
             if v.size:
                 mins[i].append(float(v.min()))
                 maxs[i].append(float(v.max()))
+                if method == "percentile":
+                    hist[i] += np.histogram(np.abs(v), PERCENTILE_BINS, (0.0, top[i]))[0]
     for i in idx:
-        if mins[i]:
-            q = sub.tensors[i].quantization
+        if not mins[i]:
+            continue
+        q = sub.tensors[i].quantization
+        if method == "percentile":
+            cdf = np.cumsum(hist[i]) / max(1, hist[i].sum())
+            edges = np.linspace(0.0, top[i], PERCENTILE_BINS + 1)
+            thr = float(edges[min(PERCENTILE_BINS,
+                                  int(np.searchsorted(cdf, 1.0 - (100.0 - PERCENTILE) / 200.0))
+                                  + 1)])
+            lo, hi = float(min(mins[i])), float(max(maxs[i]))
+            q.min = [max(lo, -thr) if lo < 0 else lo]
+            q.max = [min(hi, thr)]
+        else:
             q.min = [float(np.mean(mins[i]))]
             q.max = [float(np.mean(maxs[i]))]
     if score_range is not None:  # the score heads' known (saturated) range
@@ -277,7 +307,8 @@ def quantize_tflite(saved_model_dir: str | os.PathLike, calib_nhwc: np.ndarray,
     """Full-integer int8 TFLite (per-channel weights) with int8 outputs.
 
     ``method`` ``movavg`` (default) swaps the TF calibrator's global min/max for per-image
-    moving averages before the converter quantises, as for ONNX; ``minmax`` keeps TF's own.
+    moving averages before the converter quantises, as for ONNX; ``percentile`` for the
+    99.999th percentile of |x|, as onnxruntime's; ``minmax`` keeps TF's own.
     ``input_range`` (default [-1, 1] for movavg) is the input's known value range; the camera
     input (``export --camera-input``) passes (0, 1).
     """
@@ -300,15 +331,16 @@ def quantize_tflite(saved_model_dir: str | os.PathLike, calib_nhwc: np.ndarray,
     conv.inference_input_type = {"float32": tf.float32, "uint8": tf.uint8,
                                  "int8": tf.int8}[input_type]
     conv.inference_output_type = tf.int8
-    if method != "movavg" and score_range is None and input_range is None:
+    if method == "minmax" and score_range is None and input_range is None:
         return conv.convert()
     real = _cal.Calibrator.calibrate
 
     def calibrate(self, dataset_gen):
         calibrated = real(self, dataset_gen)
-        if method != "movavg":
+        if method == "minmax":
             return _fixed_ranges(calibrated, score_range, input_range)
         return _moving_average_ranges(calibrated, calib_nhwc, score_range=score_range,
+                                      method=method,
                                       **({"input_range": input_range} if input_range else {}))
 
     _cal.Calibrator.calibrate = calibrate
