@@ -47,7 +47,7 @@ def test_qdq_export_is_read_and_mapped_as_st_maps_yolov8(yolo):
     r = _rules(rep)
     assert r["resize-nearest-x2"] == 2  # hw expansion + hybrid DepthToSpace each
     assert r["concat-unequal-channels"] == 7  # 4 neck + 3 head (64 + nc)
-    assert r["slice-dma"] == 2 and r["slice-channels"] >= 8  # head splits; C2f chunks
+    assert r["slice-channels"] >= 8  # the C2f chunks: views, no epoch
     assert r["transpose"] == 1 and r["concat-rank3-rows"] == 2  # DFL; cat(c_xy, wh), final
     assert _ops(rep, "hw")["Concat"] == 10  # 8 C2f + SPPF (equal channels) + anchor concat
     assert _ops(rep, "software-op") == Counter({"Softmax": 1})  # the DFL softmax
