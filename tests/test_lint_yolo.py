@@ -113,3 +113,27 @@ def test_nms_inside_the_graph_still_fails_with_st_message(yolo, tmp_path, run_cl
     assert "Unsupported layer types" in hit[0].source
     r = run_cli("lint", path)
     assert r.code == 1 and "unsupported-op" in r.out
+
+
+@pytest.fixture(scope="session")
+def yolo_tflite(yolo, tmp_path_factory) -> Path:
+    """The same network as a full-integer TFLite (onnx2tf + TF Lite converter, about 25 s)."""
+    return yolo_like.export_tflite_int8(yolo["fp32"], tmp_path_factory.mktemp("yolo_tfl"))
+
+
+@pytest.mark.slow
+def test_tflite_int8_export_maps_like_the_qdq_onnx_and_st(yolo, yolo_tflite):
+    """Both readers give the same hybrid plan by operator on the same network; the TFLite form
+    has ST's single software epoch (the DFL Softmax: the converter quantises the Div too) and
+    folds onnx2tf's NHWC -> NCHW head transposes as ST's compiles do."""
+    from test_lint_third_party import st_kinds
+    t = lint_model(yolo_tflite, output_data_type="int8")
+    q = lint_model(yolo["qdq"], **INT_IO)
+    assert t.summary["errors"] == 0 and not [f for f in t.findings if f.rule == "unknown-op"]
+    r = _rules(t)
+    assert r["layout-transpose"] == 3 and r["transpose"] == 1
+    assert r["slice-channels"] == 16  # 8 C2f, 2 STRIDED_SLICE each
+    assert r["concat-unequal-channels"] == 7 and r["resize-nearest-x2"] == 2
+    assert st_kinds(t)[0] == st_kinds(q)[0]
+    assert dict(st_kinds(t)[1]) == {"Softmax": 1}
+    assert t.mapping.epochs["sw"] == 1 and t.mapping.epochs["hybrid"] == q.mapping.epochs["hybrid"]

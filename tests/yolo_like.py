@@ -206,3 +206,21 @@ def quantize_qdq(src: Path, dst: Path, n_calib: int = 4) -> Path:
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
     return dst
+
+
+def export_tflite_int8(src: Path, out_dir: Path, n_calib: int = 4) -> Path:
+    """Full-integer TFLite (uint8 in, int8 out, per-channel weights) through onnx2tf and the TF
+    Lite converter, the route Ultralytics' ``format="tflite", int8=True`` takes (onnx2tf, then
+    the converter with a representative dataset), offline (the project's own wrappers)."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from blazeear_edge.export.tflite_export import onnx_to_tflite
+    from blazeear_edge.quantize import quantize_tflite
+
+    rng = np.random.default_rng(0)
+    calib = rng.uniform(0, 1, (n_calib, SIZE, SIZE, 3)).astype(np.float32)
+    saved, _ = onnx_to_tflite(src, out_dir, calib)
+    path = out_dir / "yolo_like_int8.tflite"
+    path.write_bytes(quantize_tflite(saved, calib, input_type="uint8", method="minmax"))
+    return path
