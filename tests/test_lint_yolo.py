@@ -137,3 +137,22 @@ def test_tflite_int8_export_maps_like_the_qdq_onnx_and_st(yolo, yolo_tflite):
     assert st_kinds(t)[0] == st_kinds(q)[0]
     assert dict(st_kinds(t)[1]) == {"Softmax": 1}
     assert t.mapping.epochs["sw"] == 1 and t.mapping.epochs["hybrid"] == q.mapping.epochs["hybrid"]
+
+
+@pytest.fixture(scope="session")
+def yolo11_qdq(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("yolo11_like")
+    fp32 = yolo_like.export_onnx(d / "yolo11_like_fp32.onnx", psa=True)
+    return yolo_like.quantize_qdq(fp32, d / "yolo11_like_qdq.onnx")
+
+
+def test_yolo11_attention_block_is_mapped_not_failed(yolo11_qdq):
+    """YOLO11's C2PSA (no ST compile of it here): no error and no unknown operator; its two
+    MatMul of activations and its Softmax run in software, by the general rules."""
+    rep = lint_model(yolo11_qdq, **INT_IO)
+    assert rep.summary["errors"] == 0 and rep.exit_code() == 0
+    assert not [f for f in rep.findings if f.rule == "unknown-op"]
+    attn = [p for p in rep.mapping.ops if "/attn/" in p.node]
+    assert Counter(p.kind for p in attn if p.unit == "sw") == Counter({"MatMul": 2,
+                                                                       "Softmax": 1})
+    assert _rules(rep)["concat-unequal-channels"] == 7  # the rest of the plan is unchanged

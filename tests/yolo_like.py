@@ -10,7 +10,9 @@ Ultralytics YOLOv8 export emits, with the same PyTorch code paths as
 ``softmax(1)`` + 1x1 conv with ``arange`` weights, ``dist2bbox`` = ``chunk`` + Sub/Add/Div + ``cat``,
 ``* strides``, ``cat((dbox, cls.sigmoid()), 1)``). The widths follow YOLOv8n's ratios (the
 neck concatenates unequal channel counts, the heads 64 + nc), at 64x64 input and small widths
-so export and quantisation take about a second.
+so export and quantisation take a few seconds. ``psa=True`` adds YOLO11's C2PSA attention block
+(``Attention``: qkv conv, ``view`` + ``split``, two MatMul of activations, ``softmax``,
+depthwise positional conv) after the SPPF.
 
 ``export_onnx`` exports it as Ultralytics' ``format="onnx"`` does (TorchScript exporter, opset
 17, onnxsim); ``quantize_qdq`` applies onnxruntime's ``quantize_static`` in QDQ format with ST's
@@ -31,7 +33,7 @@ SIZE = 64
 STRIDES = (8, 16, 32)
 
 
-def _build(nc: int = NC):
+def _build(nc: int = NC, psa: bool = False):
     import torch
     from torch import nn
 
@@ -123,6 +125,39 @@ def _build(nc: int = NC):
             dbox = torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1) * self.strides
             return torch.cat((dbox, cls.sigmoid()), 1)
 
+    class Attention(nn.Module):  # ultralytics.nn.modules.block.Attention (YOLO11's C2PSA)
+        def __init__(self, dim, num_heads=1, attn_ratio=0.5):
+            super().__init__()
+            self.num_heads, self.head_dim = num_heads, dim // num_heads
+            self.key_dim = int(self.head_dim * attn_ratio)
+            self.scale = self.key_dim ** -0.5
+            h = dim + self.key_dim * num_heads * 2
+            self.qkv, self.proj = Conv(dim, h, 1), Conv(dim, dim, 1)
+            self.pe = nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1, groups=dim), nn.BatchNorm2d(dim))
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            n = h * w
+            q, k, v = self.qkv(x).view(b, self.num_heads, self.key_dim * 2 + self.head_dim,
+                                       n).split([self.key_dim, self.key_dim, self.head_dim], 2)
+            attn = ((q.transpose(-2, -1) @ k) * self.scale).softmax(dim=-1)
+            x = (v @ attn.transpose(-2, -1)).view(b, c, h, w) + self.pe(v.reshape(b, c, h, w))
+            return self.proj(x)
+
+    class C2PSA(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c = c // 2
+            self.cv1, self.cv2 = Conv(c, 2 * self.c, 1), Conv(2 * self.c, c, 1)
+            self.attn = Attention(self.c, num_heads=max(1, self.c // 64))
+            self.ffn = nn.Sequential(Conv(self.c, self.c * 2, 1), Conv(self.c * 2, self.c, 1))
+
+        def forward(self, x):
+            a, b = self.cv1(x).split((self.c, self.c), 1)
+            b = b + self.attn(b)
+            b = b + self.ffn(b)
+            return self.cv2(torch.cat((a, b), 1))
+
     class YoloLike(nn.Module):
         """YOLOv8n's topology (backbone 0-9, neck 10-21, Detect 22) at small widths."""
 
@@ -139,6 +174,7 @@ def _build(nc: int = NC):
             self.b7 = Conv(w[3], 2 * w[3], 3, 2)       # P5/32
             self.b8 = C2f(2 * w[3], 2 * w[3], 1, True)
             self.b9 = SPPF(2 * w[3], 2 * w[3])
+            self.b10 = C2PSA(2 * w[3]) if psa else nn.Identity()  # YOLO11: C2PSA after SPPF
             self.up = nn.Upsample(None, 2, "nearest")
             self.h12 = C2f(3 * w[3], w[3], 1)         # cat(up(P5) 128, P4 64): unequal
             self.h15 = C2f(w[3] + w[2], w[2], 1)      # cat(up 64, P3 32)
@@ -152,7 +188,7 @@ def _build(nc: int = NC):
             x = self.b2(self.b1(self.b0(x)))
             p3 = self.b4(self.b3(x))
             p4 = self.b6(self.b5(p3))
-            p5 = self.b9(self.b8(self.b7(p4)))
+            p5 = self.b10(self.b9(self.b8(self.b7(p4))))
             h12 = self.h12(torch.cat((self.up(p5), p4), 1))
             h15 = self.h15(torch.cat((self.up(h12), p3), 1))
             h18 = self.h18(torch.cat((self.h16(h15), h12), 1))
@@ -161,6 +197,7 @@ def _build(nc: int = NC):
 
     torch.manual_seed(0)
     net = YoloLike().eval()
+    net.psa = psa
     for m in net.modules():  # non-trivial BN statistics, as a trained model has
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
@@ -168,13 +205,14 @@ def _build(nc: int = NC):
     return net
 
 
-def export_onnx(path: Path, opset: int = 17) -> Path:
-    """The fp32 ONNX as Ultralytics' exporter writes it (TorchScript exporter, onnxsim)."""
+def export_onnx(path: Path, opset: int = 17, psa: bool = False) -> Path:
+    """The fp32 ONNX as Ultralytics' exporter writes it (TorchScript exporter, onnxsim).
+    ``psa``: add YOLO11's C2PSA attention block after the SPPF."""
     import onnx
     import onnxsim
     import torch
 
-    net = _build()
+    net = _build(psa=psa)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
