@@ -156,3 +156,35 @@ def test_yolo11_attention_block_is_mapped_not_failed(yolo11_qdq):
     assert Counter(p.kind for p in attn if p.unit == "sw") == Counter({"MatMul": 2,
                                                                        "Softmax": 1})
     assert _rules(rep)["concat-unequal-channels"] == 7  # the rest of the plan is unchanged
+
+
+def test_yolo_rules_survive_odd_shapes(yolo):
+    """The new Slice / Split / Concat / Transpose rules on tensors whose shapes a reader could
+    not pin down (unknown, rank-changed, dynamic): every graph is still placed and checked,
+    never an exception (which would turn a readable model into exit status 2)."""
+    import numpy as np
+
+    from blazeear_edge.lint import read_model
+    from blazeear_edge.lint.mapping import estimate
+    from blazeear_edge.lint.rules import run_checks
+
+    rng = np.random.default_rng(25)
+    kinds = {"Concat", "Slice", "Split", "Transpose", "Resize", "Div"}
+    for trial in range(12):
+        g = read_model(yolo["qdq"])
+        names = sorted({t for n in g.nodes if n.kind in kinds for t in n.inputs + n.outputs
+                        if t and g.tensor(t) is not None and not g.is_const(t)})
+        for name in rng.choice(names, size=min(25, len(names)), replace=False):
+            t = g.tensor(str(name))
+            pick = int(rng.integers(0, 4))
+            if pick == 0:
+                t.shape = None
+            elif pick == 1:
+                t.shape = tuple(-1 for _ in t.shape or (1,))
+            elif pick == 2:
+                t.shape = tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 6))))
+            else:
+                t.shape = ()
+        ops = estimate(g).ops
+        assert len(ops) == len(g.nodes)
+        run_checks(g, ops)
