@@ -188,3 +188,31 @@ def test_yolo_rules_survive_odd_shapes(yolo):
         ops = estimate(g).ops
         assert len(ops) == len(g.nodes)
         run_checks(g, ops)
+
+
+def test_unsimplified_export_maps_like_the_simplified_one(yolo, tmp_path):
+    """Without onnxsim / onnxslim, ``chunk`` and ``view`` export as run-time shape arithmetic
+    (Shape -> Gather -> Add/Div -> Slice ends): the reader folds it as a compiler does, so the
+    plan is the simplified export's and no Shape is left as an unknown software operator."""
+    import io
+    import warnings
+
+    import torch
+
+    net = yolo_like._build()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, yolo_like.SIZE, yolo_like.SIZE),), buf,
+                          input_names=["images"], output_names=["output0"], opset_version=17,
+                          dynamo=False, do_constant_folding=True)
+    m = onnx.load_from_string(buf.getvalue())
+    assert sum(n.op_type == "Shape" for n in m.graph.node) >= 8  # one per C2f chunk
+    raw = tmp_path / "yolo_unsimplified.onnx"
+    onnx.save(m, str(raw))
+    q = yolo_like.quantize_qdq(raw, tmp_path / "yolo_unsimplified_qdq.onnx")
+    rep = lint_model(q, **INT_IO)
+    assert not [f for f in rep.findings if f.rule == "unknown-op"]
+    assert not {p.kind for p in rep.mapping.ops} & {"Shape", "Gather"}
+    assert _rules(rep)["concat-unequal-channels"] == 7 and _rules(rep)["slice-channels"] >= 8
+    assert rep.mapping.epochs == lint_model(yolo["qdq"], **INT_IO).mapping.epochs
