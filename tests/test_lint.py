@@ -300,6 +300,13 @@ def m_slice(end):
                       inits)
 
 
+def m_slice_static(end):
+    """m_slice with the output shape declared (the demoted rule alone, no dynamic-shape)."""
+    m = m_slice(end)
+    m.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 3
+    return m
+
+
 def m_transpose_mid():
     n = [oh.make_node("Conv", ["x", "w"], ["c"], "conv", kernel_shape=[1, 1]),
          oh.make_node("Transpose", ["c"], ["t"], "to_nhwc", perm=[0, 2, 3, 1]),
@@ -337,15 +344,34 @@ ERROR_CASES = {
     "float16": m_float16,
     "weight-only-quant": m_weight_only_qdq,
     "dynamic-shape": m_dynamic,
-    "rank-layout": m_rank5,
     "unconnected-output": m_unconnected,
     "opset": m_opset21,
-    "unsupported-op": m_topk,
+    "unsupported-op": m_nms,
     "pad-constant-value": m_pad_value,
-    "slice-ends": lambda: m_slice(2**63 - 1),
-    "transpose-mid-graph": m_transpose_mid,
     "clip-dq-bounds": m_clip_dq,
 }
+
+#: rules that were errors until issue 25's audit: no source pins their failing condition down
+#: (docs/lint.md, "Audit of the error rules"), so they warn ("may fail") and never exit 1
+DEMOTED_CASES = {
+    "rank-layout": m_rank5,
+    "maybe-unsupported-op": m_topk,
+    "slice-ends": lambda: m_slice_static(2**63 - 1),
+    "transpose-mid-graph": m_transpose_mid,
+}
+
+
+@pytest.mark.parametrize("rule", sorted(DEMOTED_CASES))
+def test_unproven_rule_warns_and_never_fails(rule, clean_qdq):
+    rep = lint_model(DEMOTED_CASES[rule]())
+    assert rule in fired(rep), rep.format_text()
+    assert RULES[rule].severity == "warning"
+    assert rep.summary["errors"] == 0 and rep.exit_code() == 0
+    assert rep.exit_code(strict=True) == 1  # --strict still turns the warning into exit 1
+    hit = [f for f in rep.findings if f.rule == rule][0]
+    assert hit.severity == "warning" and hit.source == RULES[rule].source
+    assert hit.message.startswith("may fail") or rule == "transpose-mid-graph"
+    assert rule not in fired(lint_model(clean_qdq))
 
 
 @pytest.mark.parametrize("rule", sorted(ERROR_CASES))
@@ -447,8 +473,10 @@ def test_dynamic_dims_fail_but_symbolic_batch_is_only_info():
 
 def test_unsupported_ops_and_static_where():
     assert "unsupported-op" in fired(lint_model(m_nms()))
-    assert "unsupported-op" in fired(lint_model(m_where(dynamic=True)))
-    assert "unsupported-op" not in fired(lint_model(m_where(dynamic=False)))
+    assert "unsupported-op" not in fired(lint_model(m_topk()))  # only "may fail"
+    assert "maybe-unsupported-op" in fired(lint_model(m_where(dynamic=True)))
+    assert not {"unsupported-op", "maybe-unsupported-op"} & fired(lint_model(
+        m_where(dynamic=False)))
 
 
 def test_slice_negative_end_fails_and_explicit_end_passes():
@@ -724,10 +752,14 @@ def test_cli_exit_codes_and_strict(run_cli, clean_qdq, qdir):
     assert "output int8" in ok.out and "epoch controller on" in ok.out  # the mode counted
     assert run_cli("lint", clean_qdq, "--output-data-type", "int8", "--strict").code == 0
     assert run_cli("lint", clean_qdq, "--strict").code == 1  # the float-io warning
-    bad = qdir / "topk.onnx"
-    onnx.save(m_topk(), bad)
+    bad = qdir / "nms.onnx"
+    onnx.save(m_nms(), bad)
     r = run_cli("lint", bad)
-    assert r.code == 1 and "unsupported-op" in r.out and "TopK" in r.out
+    assert r.code == 1 and "unsupported-op" in r.out and "NonMaxSuppression" in r.out
+    maybe = qdir / "topk.onnx"
+    onnx.save(m_topk(), maybe)
+    r = run_cli("lint", maybe)
+    assert r.code == 0 and "maybe-unsupported-op" in r.out and "TopK" in r.out
 
 
 def test_cli_json_schema(run_cli, blazeface_qdq):
@@ -807,8 +839,11 @@ def test_rule_table_is_complete():
         assert r.message and r.hint and r.source
     # every error rule in the table has a firing case in this file
     errors = {r.id for r in RULES.values() if r.severity == "error"}
-    assert errors - set(ERROR_CASES) == {"qoperator", "onnx-uint8", "quant-scheme",
+    assert errors - set(ERROR_CASES) == {"qoperator", "onnx-uint8",
                                          "dynamic-range"}  # own tests
+    # no rule is both: each former error is either kept (with its source) or demoted
+    assert not set(DEMOTED_CASES) & errors
+    assert all(RULES[r].severity == "warning" for r in DEMOTED_CASES)
 
 
 def test_st_2x_weight_image_rule():

@@ -1,5 +1,10 @@
 """ONNX -> :class:`~.graph.Graph`: shape inference, constants, and QDQ folding.
 
+Shape arithmetic is folded first (``_fold_model``): an export that was not simplified computes
+its Slice ends and Reshape targets at run time (``Shape -> Gather -> Add/Div -> Concat``, as
+``torch.onnx.export`` writes ``chunk`` and ``view``); every compiler, ST's included, folds these
+on static shapes, and so does the reader, with onnx's reference evaluator.
+
 QDQ folding (see :mod:`.graph`): an operator is *QDQ-wrapped* when every non-constant input comes
 from a ``DequantizeLinear`` and every consumed output goes only to ``QuantizeLinear`` nodes. The
 pairs around wrapped operators are removed and their tensors become int8 with the quantisation
@@ -143,7 +148,10 @@ def read_onnx(source, path: str | os.PathLike | None = None) -> Graph:
     for o in model.opset_import:
         if o.domain in ("", "ai.onnx"):
             opset = int(o.version)
-    inferred = _infer(model)
+    try:
+        model, inferred = _fold_model(model, opset)
+    except Exception:  # noqa: BLE001 - folding is a help: read the file as it is
+        inferred = _infer(model)
     g0, gi = model.graph, inferred.graph
 
     tensors: dict[str, Tensor] = {}
@@ -315,6 +323,114 @@ def read_onnx(source, path: str | os.PathLike | None = None) -> Graph:
     for nd in nodes:
         _canonical_attrs(nd, g)
     return g
+
+
+#: operators whose output is a constant when every input is (shape arithmetic of an unsimplified
+#: export: Shape -> Gather -> Add/Div -> Unsqueeze/Concat -> the ends of a Slice or a Reshape)
+_FOLDABLE = frozenset({"Gather", "Unsqueeze", "Squeeze", "Concat", "Add", "Sub", "Mul", "Div",
+                       "Cast", "Slice", "Reshape", "Identity", "Floor", "Ceil", "Range", "Equal",
+                       "Where", "ConstantOfShape", "Expand", "ReduceProd", "Max", "Min", "Neg",
+                       "Abs", "Mod", "Less", "Greater", "Not", "And", "Or", "Transpose"})
+#: a folded constant stays small (shape vectors), so the weights are never copied around
+_FOLD_MAX_ELEMENTS = 1024
+
+
+def _fold_nodes(nodes, consts: dict, shapes: dict, opset: int | None) -> tuple[list, dict]:
+    """One pass: (the nodes kept, {tensor: folded constant}). A ``Shape`` of a tensor whose
+    shape is static, and a :data:`_FOLDABLE` operator whose inputs are all small constants,
+    are evaluated by onnx's reference implementation; a node that cannot be is kept."""
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    kept, folded = [], {}
+    for n in nodes:
+        if n.domain not in ("", "ai.onnx") or len(n.output) != 1 or not n.output[0]:
+            kept.append(n)
+            continue
+        out = n.output[0]
+        if n.op_type == "Shape" and n.input and shapes.get(n.input[0]) is not None:
+            a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+            shp = shapes[n.input[0]]
+            val = np.array(shp, np.int64)[slice(int(a.get("start", 0)),
+                                                int(a["end"]) if "end" in a else None)]
+            consts[out] = folded[out] = val
+            continue
+        ins = [i for i in n.input if i]
+        if n.op_type in _FOLDABLE and ins and all(i in consts for i in ins) and all(
+                np.size(consts[i]) <= _FOLD_MAX_ELEMENTS for i in ins):
+            try:
+                feeds = {i: np.asarray(consts[i]) for i in ins}
+                vi = [helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(
+                    feeds[i].dtype), feeds[i].shape) for i in ins]
+                node = helper.make_node(n.op_type, list(n.input), [out], **{
+                    x.name: helper.get_attribute_value(x) for x in n.attribute})
+                g = helper.make_graph([node], "fold", vi, [helper.make_value_info(
+                    out, helper.TypeProto())])
+                m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset or 17)])
+                val = np.asarray(ReferenceEvaluator(m).run(None, feeds)[0])
+            except Exception:  # noqa: BLE001 - not foldable here: keep the node
+                kept.append(n)
+                continue
+            if val.size <= _FOLD_MAX_ELEMENTS:
+                consts[out] = folded[out] = val
+                continue
+        kept.append(n)
+    return kept, folded
+
+
+def _static_shapes(inferred) -> dict:
+    out = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + \
+            list(inferred.graph.output):
+        _, shape, _ = _value_info_shape(vi)
+        if shape is not None and all(d >= 0 for d in shape):
+            out[vi.name] = shape
+    return out
+
+
+def _fold_model(model, opset: int | None, max_passes: int = 8):
+    """(model, its shape-inferred copy) with the shape arithmetic of an unsimplified export
+    folded into initializers, as any compiler does before mapping (and onnxsim / onnxslim on
+    export): ``Shape -> Gather -> Add/Div -> Unsqueeze/Concat`` feeding a Slice or a Reshape.
+    Shapes are inferred again after each pass, since folded ends make more shapes static.
+    A model with nothing to fold is returned unchanged (one shape inference, as before)."""
+    from onnx import numpy_helper
+
+    inferred = _infer(model)
+    out = model
+    for _ in range(max_passes):
+        consts = {}
+        for init in out.graph.initializer:
+            if np.prod(init.dims, dtype=np.int64) <= _FOLD_MAX_ELEMENTS:
+                try:
+                    consts[init.name] = numpy_helper.to_array(init)
+                except Exception:  # noqa: BLE001 - read (and reported) later
+                    pass
+        for n in out.graph.node:
+            if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and len(n.output) == 1:
+                v = _constant_node_value(n)
+                if v is not None and np.size(v) <= _FOLD_MAX_ELEMENTS:
+                    consts[n.output[0]] = np.asarray(v)
+        nodes = [n for n in out.graph.node if not (n.op_type == "Constant"
+                                                   and n.output and n.output[0] in consts)]
+        _, folded = _fold_nodes(nodes, consts, _static_shapes(inferred), opset)
+        graph_outputs = {o.name for o in out.graph.output}
+        folded = {k: v for k, v in folded.items() if k not in graph_outputs}
+        if not folded:
+            break
+        if out is model:
+            import onnx
+
+            out = onnx.ModelProto()
+            out.CopyFrom(model)
+        remaining = [n for n in out.graph.node
+                     if not (n.output and n.output[0] in folded)]
+        del out.graph.node[:]
+        out.graph.node.extend(remaining)
+        for name, val in folded.items():
+            out.graph.initializer.append(numpy_helper.from_array(np.asarray(val), name))
+        inferred = _infer(out)
+    return out, inferred
 
 
 def _outer_scope_inputs(node) -> list:

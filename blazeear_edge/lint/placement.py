@@ -61,6 +61,8 @@ _HL = "x-cube-n6-ai-hand-landmarks Model/palm_detector.c"
 _REID = "STM32N6-GettingStarted-ReID Model/STM32N6570-DK/network.c (OSNet)"
 _IC = "STM32N6-GettingStarted-ImageClassification Model/NUCLEO-N657X0-Q/network.c"
 _PE = "STM32N6-GettingStarted-PoseEstimation Model/STM32N6570-DK/network.c"
+_Y8F = "JJtan2002/x-cube-n6-ai-hand-landmarks Model/st_ai_output/yolo_detector.c (ST 2.2)"
+_Y8P = "minchoCoin/stm32n6-pothole-detection \"STM32N6570-DK model/network.c\" (ST 2.2)"
 
 #: placement rule id -> (what it places, evidence). docs/lint.md prints this table.
 PLACEMENT_RULES: dict[str, tuple[str, str]] = {
@@ -114,6 +116,38 @@ PLACEMENT_RULES: dict[str, tuple[str, str]] = {
                             "whose last axis is 1 counts hw, range up to hybrid",
                             f"[ST] {_OD}: 3 of 3 hybrid with float out, 0 with int8 out; {_HL}: "
                             "1 of 2"),
+    "concat-unequal-channels": ("Concat along the channel axis of 4-D tensors whose inputs "
+                                "have different channel counts, inside the graph: hybrid "
+                                "LL_ATON_LIB_Concat. Equal channel counts stay in hw (in place)",
+                                f"[ST] {_Y8F} and {_Y8P}: 7 of 7 each (4 neck concats 256+128, "
+                                "128+64, 64+128, 128+256 and 3 head concats 64+nc) hybrid; the "
+                                "9 equal-channel concats (C2f, SPPF) in hw in both, as the 10 of "
+                                f"yolo_x ({_OD}); yolo_x's 12+3+3 output concats with int8 "
+                                "outputs (3.0 build) in hw"),
+    "concat-rank3-rows": ("Concat of rank-3 tensors along axis 1 (not the last axis) with a last "
+                          "axis wider than 1: hybrid LL_ATON_LIB_Concat. Along the last axis: hw",
+                          f"[ST] {_Y8F}, {_Y8P}: the final (1,4,A)+(1,nc,A) concat hybrid (int8 "
+                          "output), the anchor concat along the last axis in hw; "
+                          f"{_HL}: the (1,N,18) concat hybrid, the (1,N,1) one in hw"),
+    "slice-channels": ("Slice / Split of a 4-D tensor along the channel axis only: no epoch "
+                       "(a view of the producer's buffer)",
+                       f"[ST] {_Y8F}, {_Y8P}: the 16 STRIDED_SLICE of the C2f splits, no epoch "
+                       "of their own"),
+    "slice-dma": ("Slice / Split along another axis (rank-3 head tensors, spatial slices): one "
+                  "hybrid LL_ATON_LIB_DMA_Outputs_Slice_SplitLike epoch per output. Spatial "
+                  "4-D slices are not seen: range down to no epoch",
+                  f"[ST] {_Y8F}, {_Y8P}: 4 of 4 (box/class split, the two halves of the "
+                  "distances), hybrid"),
+    "layout-transpose": ("a TFLite Transpose NHWC -> NCHW (perm 0,3,1,2) that only feeds "
+                         "Reshapes: no epoch (ST's own channel-first import folds it; range up "
+                         "to 1 hybrid)",
+                         f"[ST] {_Y8F}, {_Y8P}: 3 of 3 head transposes before the anchor "
+                         "reshape have no epoch; the DFL transpose (0,1,3,2) is the one hybrid "
+                         "Transpose"),
+    "div-by-constant": ("Div by a constant: a Mul by its reciprocal, in hw (a Div of two "
+                        "activations is software)",
+                        f"blazeear-edge: the same dist2bbox '/ 2' exported to TFLite as MUL runs "
+                        f"inside an EC blob in [ST] {_Y8F} and {_Y8P}"),
     "conv-single-element": ("Conv whose input has one element: software "
                             "(ll_sw_forward_conv_integer)", f"[ST] {_REID}: 16 of 16"),
     "software-op": ("Softmax, Gather, non-nearest Resize, ReduceSum, InstanceNorm, Softplus, "
@@ -368,7 +402,11 @@ def place_quantised(g: Graph, n: Node, k: str, opts: StedgeaiOptions) -> tuple:
     if k == "Transpose":
         if not g.activation_inputs(n):
             return "hw", (), "view", "view", None
+        if _is_layout_transpose(g, n):
+            return "hw", (), "view", "layout-transpose", (("hybrid",),)
         return "hybrid", ("hybrid",), "transpose", "transpose", None
+    if k in ("Slice", "Split"):
+        return _place_slice(g, n)
     if k in HYBRID_KINDS:
         return "hybrid", ("hybrid",), "", "depth-space", None
     if k in ("Resize", "Upsample"):
@@ -395,8 +433,16 @@ def place_quantised(g: Graph, n: Node, k: str, opts: StedgeaiOptions) -> tuple:
         if out and out[-1] == 1:  # a column: palm's score Concat stayed in hw, 1 datum
             return "hw", ("hw",), "", "concat-float-output", (("hybrid",),)
         return "hybrid", ("hybrid",), "", "concat-float-output", None
+    if k == "Concat":
+        rule = _concat_dma(g, n, opts)
+        if rule:
+            return "hybrid", ("hybrid",), "", rule, None
     if bidirectional_broadcast(g, n):
         return "sw", ("sw",), "broadcast", "broadcast", None
+    if k == "Div":
+        if len(n.inputs) > 1 and g.is_const(n.inputs[1]):
+            return "hw", ("hw",), "", "div-by-constant", None
+        return "sw", ("sw",), "software-op", "software-op", None
     if k in HW_KINDS:
         return "hw", ("hw",), "", "hw", None
     if k in SW_KINDS:
@@ -437,3 +483,71 @@ def _place_conv(g: Graph, n: Node) -> tuple:
 
 def _dynamic_where(g: Graph, n: Node) -> bool:
     return bool(n.inputs) and not g.is_const(n.inputs[0])
+
+
+def _act_input(g: Graph, n: Node):
+    """The first non-constant input tensor with a known shape (TFLite SPLIT has its axis first)."""
+    for t in g.activation_inputs(n):
+        if t.shape is not None:
+            return t
+    return None
+
+
+def _cut_axes(g: Graph, n: Node) -> set | None:
+    """Axes along which a Slice / Split cuts its input (None when the shapes are unknown)."""
+    x = _act_input(g, n)
+    if x is None:
+        return None
+    axes = set()
+    for o in n.outputs:
+        t = g.tensor(o)
+        if t is None or t.shape is None or len(t.shape) != len(x.shape):
+            return None
+        axes |= {i for i, (a, b) in enumerate(zip(x.shape, t.shape)) if a != b}
+    return axes
+
+
+def _place_slice(g: Graph, n: Node) -> tuple:
+    """``slice-channels`` (a view) or ``slice-dma`` (one hybrid DMA epoch per output)."""
+    x = _act_input(g, n)
+    if x is None:
+        return "hw", (), "view", "view", None
+    axes = _cut_axes(g, n)
+    rank = len(x.shape)
+    if axes is not None and not axes:
+        return "hw", (), "view", "view", None  # copies the whole tensor
+    if rank == 4 and axes == {g.channel_axis(4)}:
+        return "hw", (), "view", "slice-channels", None
+    outs = max(1, len([o for o in n.outputs if o]))
+    steps = ("hybrid",) * outs
+    alt = ((),) if rank == 4 else None  # spatial 4-D slices: not seen in ST's builds
+    return "hybrid", steps, "", "slice-dma", alt
+
+
+def _is_layout_transpose(g: Graph, n: Node) -> bool:
+    """TFLite (NHWC) Transpose with perm (0, 3, 1, 2) whose output only feeds Reshapes."""
+    if g.layout != "NHWC" or tuple(n.attrs.get("perm") or ()) != (0, 3, 1, 2) or not n.outputs:
+        return False
+    cons = g.consumers.get(n.outputs[0], [])
+    return bool(cons) and all(c.kind in ("Reshape", "Flatten", "Squeeze") for c in cons)
+
+
+def _concat_dma(g: Graph, n: Node, opts: StedgeaiOptions) -> str | None:
+    """The rule that makes a (non-float-output) Concat a hybrid LL_ATON_LIB_Concat, or None."""
+    if not n.outputs:
+        return None
+    out = _shape(g, n.outputs[0])
+    acts = [t for t in g.activation_inputs(n)]
+    if out is None or len(acts) < 2 or any(t.shape is None or len(t.shape) != len(out)
+                                           for t in acts):
+        return None
+    axis = n.attrs.get("axis_norm")
+    if len(out) == 4 and axis == g.channel_axis(4):
+        io = SHAPE_KINDS | {"QuantizeLinear", "DequantizeLinear"}
+        if len({int(t.shape[axis]) for t in acts}) > 1 and not _only_feeds(
+                g, n.outputs[0], io, lambda c: False):
+            return "concat-unequal-channels"
+        return None
+    if len(out) == 3 and axis == 1 and isinstance(out[2], (int, np.integer)) and out[2] > 1:
+        return "concat-rank3-rows"
+    return None

@@ -19,6 +19,8 @@ SEVERITIES = ("error", "warning", "info")
 ONNX_OPSETS = (7, 20)
 #: Slice ends at or beyond this are "to the end" sentinels (INT64_MAX, INT32_MAX)
 SLICE_END_SENTINEL = 2**31 - 1
+#: unsupported operators whose failure a source pins down (the rest only "may fail")
+CONFIRMED_UNSUPPORTED = frozenset({"NonMaxSuppression", "Custom"})
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ def _r(id, severity, message, hint, source):
 
 
 RULES: dict[str, Rule] = {r.id: r for r in [
-    # -- errors: the model does not compile ----------------------------------------------------
+    # -- errors: the model does not compile (each names the condition and ST's message) --------
     _r("float16", "error", "float16 tensors or weights",
        "store weights as float32 (or int8): no float16 optimisation in the converter",
        "[users] stedgeai: INTERNAL ERROR: 'FLOAT16'"),
@@ -60,15 +62,19 @@ RULES: dict[str, Rule] = {r.id: r for r in [
        "[TFLITE_BUILTINS_INT8] (blazeear-edge export --int8 does this)",
        "[ST] hybrid (float-activation) operators are not supported; [users] NOT IMPLEMENTED: "
        "Unsupported layer types"),
-    _r("quant-scheme", "error",
-       "quantisation the NPU does not take: weights int8 with zero point 0, activations int8",
+    _r("quant-scheme", "warning",
+       "may fail: quantisation the NPU does not take (weights int8 with zero point 0, "
+       "activations int8); ST documents the NPU's scheme, not a compile failure: such "
+       "operators may run in software or not compile",
        "per-channel symmetric int8 weights (WeightSymmetric=True), asymmetric int8 activations",
        "[ST] Neural-ART operator-support page: ss/sa per channel (or per tensor); ST's ONNX "
        "quantiser: QInt8/QInt8, WeightSymmetric=True"),
     _r("dynamic-shape", "error", "dynamic or symbolic dimension; only a batch of 1 is allowed",
        "export with static input and output shapes and batch 1",
        "[ST]; [users] NOT IMPLEMENTED: Order of dimensions of input cannot be interpreted"),
-    _r("rank-layout", "error", "tensor that does not map onto the NPU's 4-D layout",
+    _r("rank-layout", "warning",
+       "may fail: tensor that may not map onto the NPU's 4-D layout (rank > 4, or a leading "
+       "axis > 1 inside the graph)",
        "keep activations at rank <= 4 with batch 1 (fold extra axes into H or W)",
        "[users] INTERNAL ERROR: Unknown dimensions: CH (or H)"),
     _r("unconnected-output", "error", "operator output connected to nothing",
@@ -80,19 +86,28 @@ RULES: dict[str, Rule] = {r.id: r for r in [
        "with TF <= 2.18 builtins",
        "[ST] supported-ops pages: ONNX opsets 7..20 (ONNX 1.15), TFLite schema up to 2.18"),
     _r("unsupported-op", "error",
-       "operator ST Edge AI Core does not support (post-processing, control flow, custom)",
+       "operator ST Edge AI Core does not support (NonMaxSuppression in the graph, a custom "
+       "operator)",
        "cut post-processing (NMS, TopK, decode) out of the graph and run it on the host / CPU",
        "[users] NOT IMPLEMENTED: Unsupported layer types: NonMaxSuppression; \"since the "
-       "post-processing is inside the model, it is not possible to deploy it on the device\""),
+       "post-processing is inside the model, it is not possible to deploy it on the device\"; "
+       "a custom operator is in none of ST's operator lists"),
     _r("pad-constant-value", "error", "Pad with a scalar constant_value initializer",
        "drop the input when it is 0 (the ONNX default) or widen with a Concat of zeros",
        "[users] ST Edge AI Core 4.0.1: missing shape or size for value=Pad_*_constant_value"),
-    _r("slice-ends", "error", "Slice with INT64_MAX or negative ends",
+    _r("slice-ends", "warning",
+       "may fail: Slice with INT64_MAX or negative ends (reported failing without the model; "
+       "the pattern is in most PyTorch exports)",
        "write explicit non-negative ends (the dimension size); onnxsim usually does",
        "[users] TOOL ERROR: Error in computation of shapes"),
-    _r("transpose-mid-graph", "error", "Transpose of an activation in the middle of the graph",
+    _r("transpose-mid-graph", "warning",
+       "Transpose of an activation in the middle of the graph: a hybrid DMA epoch (or none, "
+       "when ST folds it into its own layout change)",
        "keep the graph in one layout; move layout changes to the model's input or output",
-       "[users] INTERNAL ERROR: Mismatch in channel position"),
+       "[ST builds] ST compiles activation Transposes as hybrid LL_ATON_LIB_DMA_Transpose "
+       "epochs (FaceDetection network.c: 22; third-party yolo_detector.c and pothole "
+       "network.c: 1 each, the other 3 folded); [users] \"INTERNAL ERROR: Mismatch in channel "
+       "position\" was reported without the failing pattern, so it is not a rule"),
     _r("clip-dq-bounds", "error", "Clip whose min/max come through DequantizeLinear",
        "keep Clip bounds as float initializers (exclude them from quantisation) or use Relu6",
        "[users] INTERNAL ERROR: None has type NoneType"),
@@ -134,6 +149,13 @@ RULES: dict[str, Rule] = {r.id: r for r in [
        "reshape in the host code, or let stedgeai place channels "
        "(--inputs-ch-position / --outputs-ch-position)",
        "[ST] mapping: Transpose runs as a hybrid (CPU-launched DMA) epoch"),
+    _r("maybe-unsupported-op", "warning",
+       "may fail: post-processing or control-flow operator (TopK, NonZero, If, Loop, "
+       "ScatterND, Expand, Tile, GatherND, Range, Where on a dynamic condition) that no source "
+       "shows ST compiling for the N6; counted as software",
+       "cut post-processing (TopK, decode) out of the graph and run it on the host / CPU",
+       "[users] st-edge-ai.md lists these with NonMaxSuppression, but the reports name only "
+       "NonMaxSuppression; not pinned down, so not an error"),
     _r("broadcast", "warning",
        "elementwise operator with bidirectional broadcast: runs in software",
        "broadcast one operand explicitly (unidirectional broadcast runs in hardware)",
@@ -354,7 +376,8 @@ def check_unsupported(g: Graph, placements) -> list:
         if n.kind == "Where" and n.inputs and g.is_const(n.inputs[0]):
             continue
         detail = n.op if n.kind != "Where" else "Where on a dynamic condition"
-        out.append(finding("unsupported-op", n, detail))
+        rule = "unsupported-op" if n.kind in CONFIRMED_UNSUPPORTED else "maybe-unsupported-op"
+        out.append(finding(rule, n, detail))
     return out
 
 
@@ -384,8 +407,9 @@ def check_slice_ends(g: Graph, placements) -> list:
 
 def check_transpose(g: Graph, placements) -> list:
     out = []
+    folded = {p.node for p in placements if p.rule == "layout-transpose"}
     for n in g.nodes:
-        if n.kind != "Transpose" or not g.activation_inputs(n):
+        if n.kind != "Transpose" or not g.activation_inputs(n) or n.name in folded:
             continue
         perm = n.attrs.get("perm")
         if is_tail_or_head(g, n):
