@@ -433,8 +433,9 @@ def test_score_range_sets_both_int8_files(tmp_path):
 
 
 def test_default_config_fine_tunes_after_adaround(monkeypatch):
-    """The default int8 weight preparation is AdaRound + QAT_DEFAULT fine-tuning steps; plain
-    rounding and the ST application preset do not fine-tune unless asked; --thorough and an
+    """The default int8 weight preparation is AdaRound + QAT_DEFAULT fine-tuning steps, the ST
+    application preset too (with percentile ranges); plain rounding does not fine-tune unless
+    asked; --thorough and an
     explicit --qat-steps win over the default (the config the CLI really builds)."""
     import argparse
 
@@ -446,7 +447,10 @@ def test_default_config_fine_tunes_after_adaround(monkeypatch):
     assert QAT_DEFAULT > 0
     assert ExportConfig(int8=True).qat_steps == QAT_DEFAULT
     assert ExportConfig(int8=True, weight_rounding="nearest").qat_steps == 0
-    assert ExportConfig(int8=True, st_app=True).qat_steps == 0
+    st = ExportConfig(int8=True, st_app=True)
+    assert st.qat_steps == QAT_DEFAULT and st.weight_rounding == "adaround"
+    assert st.calib_method == "percentile" and ExportConfig(int8=True).calib_method == "movavg"
+    assert ExportConfig(int8=True, st_app=True, calib_method="movavg").calib_method == "movavg"
     assert ExportConfig(int8=True, qat_steps=0).qat_steps == 0
 
     class Built(Exception):
@@ -460,7 +464,8 @@ def test_default_config_fine_tunes_after_adaround(monkeypatch):
     cli_export.add_arguments(p)
     for argv, want in ((["--int8"], QAT_DEFAULT), (["--int8", "--thorough"], QAT_THOROUGH),
                        (["--int8", "--qat-steps", "0"], 0), (["--int8", "--qat-steps", "7"], 7),
-                       (["--int8", "--weight-rounding", "nearest"], 0)):
+                       (["--int8", "--weight-rounding", "nearest"], 0),
+                       (["--int8", "--st-app"], QAT_DEFAULT)):
         with pytest.raises(Built) as got:
             cli_export.run(p.parse_args(argv))
         assert got.value.args[0].qat_steps == want, argv

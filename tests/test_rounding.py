@@ -152,7 +152,7 @@ def test_bad_options_are_one_line_errors():
     with pytest.raises(BlazeEarError, match="rounding_iterations"):
         export(ExportConfig(int8=True, rounding_iterations=0, progress=False))
     assert ExportConfig().weight_rounding == "adaround"
-    assert ExportConfig(int8=True, st_app=True).weight_rounding == "nearest"
+    assert ExportConfig(int8=True, st_app=True).weight_rounding == "adaround"
     with pytest.raises(BlazeEarError, match="empty"):
         prepare_weights(None, np.zeros((0, 3, 128, 128), np.float32), progress=False)
 

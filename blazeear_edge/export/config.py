@@ -31,20 +31,21 @@ class ExportConfig:
     int8: bool = False  #: also write per-channel int8 artifacts
     calib: str | None = None  #: calibration source: folder, CSV, COCO json, .npz; None = builtin
     calib_count: int = 200  #: images used for calibration
-    #: activation calibration: movavg | minmax | percentile | entropy (the TF Lite converter
-    #: has movavg and minmax only: it uses minmax for the other two, recorded per format)
-    calib_method: str = "movavg"
+    #: activation calibration: movavg | minmax | percentile | entropy (the int8 TFLite does
+    #: movavg, minmax and percentile itself; entropy falls back to minmax, recorded per format).
+    #: None = movavg, or percentile with st_app (measured better on close-up faces at ST's 0.8)
+    calib_method: str | None = None
     #: int8 weights: adaround (per layer, learn whether each weight rounds up or down so the
     #: layer's output stays closest to the fp32 model's on the calibration images; no labels)
     #: | nearest (plain rounding). Both int8 artifacts get the same integers (quantize.rounding).
-    #: None = adaround, or nearest with st_app (measured better at ST's 0.8 threshold)
+    #: None = adaround (st_app too: it pays at ST's 0.8 threshold, docs/st-app.md)
     weight_rounding: str | None = None
     rounding_iterations: int = 2000  #: AdaRound iterations per layer
     bias_correction: bool = False  #: fold each conv's int8-vs-fp32 mean output shift into its bias
     #: quantisation-aware fine-tuning steps after the rounding (0 = off; --thorough: QAT_THOROUGH):
     #: the weights are trained through a simulation of the int8 graphs, distilled from the fp32
     #: model on the calibration images, no labels (quantize.qat). None = QAT_DEFAULT after
-    #: AdaRound, 0 with round-to-nearest or st_app
+    #: AdaRound, 0 with round-to-nearest
     qat_steps: int | None = None
     #: clip the score logits to [-s, s] in the graph, which is also their int8 range unless
     #: score_range sets one (None: no clip). Not the decode's sigmoid pre-clip
@@ -85,10 +86,11 @@ class ExportConfig:
 
     def __post_init__(self):
         if self.weight_rounding is None:
-            self.weight_rounding = "nearest" if self.st_app else "adaround"
+            self.weight_rounding = "adaround"
         if self.qat_steps is None:
-            self.qat_steps = (QAT_DEFAULT if self.weight_rounding == "adaround" and not self.st_app
-                              else 0)
+            self.qat_steps = QAT_DEFAULT if self.weight_rounding == "adaround" else 0
+        if self.calib_method is None:
+            self.calib_method = "percentile" if self.st_app else "movavg"
         self.formats = tuple(self.formats)
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
