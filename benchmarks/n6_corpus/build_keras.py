@@ -30,13 +30,16 @@ def keras_model(name: str):
     fam, a, res, classes = parse(name)
     shape = (res, res, 3)
     app = tf.keras.applications
+    # batch 1 fixed, as ST's files: a free batch makes the converter add SHAPE / STRIDED_SLICE /
+    # PACK ops for the classifier's Reshape, which ST's zoo files do not have
+    inp = tf.keras.Input(shape, batch_size=1)
     if fam == "mnv1":
-        return app.MobileNet(input_shape=shape, alpha=a, weights=None, classes=classes)
+        return app.MobileNet(input_tensor=inp, alpha=a, weights=None, classes=classes)
     if fam == "mnv2":
-        return app.MobileNetV2(input_shape=shape, alpha=a, weights=None, classes=classes)
+        return app.MobileNetV2(input_tensor=inp, alpha=a, weights=None, classes=classes)
     if fam == "effv2":
         fn = getattr(app, f"EfficientNetV2{a}")
-        return fn(input_shape=shape, weights=None, classes=classes, include_preprocessing=False)
+        return fn(input_tensor=inp, weights=None, classes=classes, include_preprocessing=False)
     if fam == "fdmnv1":
         return fd_mobilenet(shape, a, classes)
     raise ValueError(name)
@@ -51,7 +54,7 @@ def fd_mobilenet(shape, alpha, classes):
     L = tf.keras.layers
     blocks = [(2, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512),
               (1, 512), (1, 512), (1, 1024)]
-    x = inp = L.Input(shape)
+    x = inp = L.Input(shape, batch_size=1)
     x = L.ReLU()(L.BatchNormalization()(L.Conv2D(int(32 * alpha), 3, 2, "same",
                                                   use_bias=False)(x)))
     for s, f in blocks:

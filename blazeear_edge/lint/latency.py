@@ -232,6 +232,7 @@ def predict(g: Graph, mapping: Mapping, weights_bytes: int, p: dict | None = Non
 
     for pl in mapping.ops:
         node = by_name.get(pl.node) if pl.op != "(conversion)" else None
+        n_nonhw = 0
         for step in pl.epochs:
             if step == "hw":
                 if cur is None:
@@ -251,12 +252,19 @@ def predict(g: Graph, mapping: Mapping, weights_bytes: int, p: dict | None = Non
                 nbytes = elems
             else:
                 elems = _elems(g, node.outputs)
-                nbytes = _bytes(g, [i for i in node.inputs if i]) + _bytes(g, node.outputs)
+                b_in = _bytes(g, [i for i in node.inputs if i])
+                b_out = _bytes(g, node.outputs)
+                # a DMA move reads one tensor: the transpose before a channel pad moves its
+                # input, the one after it its output (network.c: 1 cycle per byte of each)
+                nbytes = (b_in if n_nonhw == 0 else b_out) if len(pl.epochs) > 1 \
+                    else max(b_in, b_out)
+            n_nonhw += 1
+            label = pl.op if pl.rule in ("hw", "") else f"{pl.op} [{pl.rule}]"
             if step == "hybrid":
                 ms = 1e3 * (p["T_HYBRID"] + nbytes / HYBRID_BYTES_PER_S)
             else:
                 ms = 1e3 * (p["T_SW"] + elems * p["SW_CYCLES_PER_ELEM"] / CPU_HZ)
-            lat.epochs.append(EpochTime(len(lat.epochs), step, ms, [pl.op]))
+            lat.epochs.append(EpochTime(len(lat.epochs), step, ms, [label]))
     close()
     for i, e in enumerate(lat.epochs):
         e.index = i
