@@ -56,7 +56,7 @@ COMMANDS = {"blazeface_front_128": (
     "--target stm32n6 --input-data-type uint8 --output-data-type int8")}
 
 #: bounds of each fitted constant (physical ranges) for ``--fit``
-BOUNDS = {"EFF_CONV": (0.02, 1.0), "EFF_DW": (0.005, 1.0), "FLASH_BW": (0.1e9, 0.8e9),
+BOUNDS = {"ACT_BW": (0.5e9, 20e9), "EFF_CONV": (0.02, 1.0), "EFF_DW": (0.005, 1.0),
           "T_HW_EPOCH": (0.0, 200e-6), "T_HYBRID": (0.0, 500e-6), "T_SW": (0.0, 500e-6),
           "SW_CYCLES_PER_ELEM": (1.0, 200.0), "T_INFERENCE": (0.0, 2e-3)}
 

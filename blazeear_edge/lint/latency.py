@@ -14,21 +14,23 @@ Documented hardware facts used (each with its source):
   (IC1) = PLL1 = 800 MHz, NPU (IC6) = PLL2 = 1000 MHz, AXISRAM3-6 (npuRAM, IC11) 900 MHz, AXI
   400 MHz, XSPI1 (PSRAM) and XSPI2 (weights flash, OPI DTR) kernel clocks 200 MHz.
   ``NPU_HZ``, ``CPU_HZ``.
-* Compute. ST Edge AI "ST Neural-ART NPU concepts": Neural-ART 14 has four convolutional
-  accelerators (CA); ST's STM32N6 datasheet headline: "up to 600 GOPS" at 1 GHz, i.e. 300
-  int8 MAC per NPU cycle over the four CAs (``PEAK_MAC_PER_CYCLE``). How much of it a layer gets
-  is not documented: fitted (``EFF_CONV``, ``EFF_DW``, below).
+* Compute. ST Edge AI "ST Neural-ART NPU concepts" (stm32ai-cs.st.com embedded docs): the N6's
+  Neural-ART 14 has four convolutional accelerators (CA); ST's headline figure for it, "up to
+  600 GOPS" at up to 1 GHz (as quoted on community.st.com, feedback-forum thread 840435; the
+  datasheet summary gives NPU 1 GHz, M55 800 MHz), is 300 int8 MAC per NPU cycle over the four
+  CAs (``PEAK_MAC_PER_CYCLE``). How much of it a layer gets is not documented: fitted
+  (``EFF_CONV``, ``EFF_DW``, below). Weight prefetch overlapping compute: the Politecnico di
+  Milano N6 deployment notes (giacomocolosio02.github.io/stm32n6-docs, results chapter).
 * Memories and their bandwidth: ST's own memory-pool description of the board, the ``.mpool``
   file its compiler plans with (same repository, ``Model/my_mpools/stm32n6-app2_STM32N6570-DK.mpool``):
   npuRAM3..6 4 x 448 KiB, ``byteWidth 8``, ``freqRatio 1.25`` (8 B x 800 MHz = 6.4 GB/s per
   bank); cpuRAM2 (AXISRAM2) 1024 KiB, 8 B, ratio 2.5 (3.2 GB/s); hyperRAM (xSPI1 PSRAM) 2 B,
   ratio 5 (400 MB/s); octoFlash (xSPI2) 1 B, ratio 6 (167 MB/s as the compiler plans it; the
   flash is read in OPI DTR at 200 MHz, 400 MB/s raw: main.c above). ``INTERNAL_RAM_BYTES`` =
-  4 x 448 + 1024 KiB; ``ACT_BW``, ``PSRAM_BW``. The weights always stream from the flash through
-  the NPU's AXI ports while the CAs compute (RM0486 ch. 20 "Neural-ART accelerator": stream
-  engines on two AXI master ports), so a layer takes the longest of its compute, its activation
-  traffic and its weight stream; the effective flash rate is fitted (``FLASH_BW``) and checked
-  against the documented 167..400 MB/s.
+  4 x 448 + 1024 KiB; ``ACT_BW_PEAK``, ``PSRAM_BW``, ``FLASH_BW`` = 400 MB/s (the raw OPI DTR
+  rate, not fitted). The weights stream from the flash through the NPU's AXI ports while the CAs
+  compute (RM0486 ch. 20 "Neural-ART accelerator": stream engines on two AXI master ports), so a
+  layer takes the longest of its compute, its activation traffic and its weight stream.
 * Epochs. ``../shared/docs/st-n6-compiles.md``: with the epoch controller a run of hw epochs is
   one blob the NPU sequences by itself; hybrid epochs are CPU-launched DMA moves
   (``LL_ATON_LIB_DMA_Transpose`` ...); software epochs run on the M55 (``ll_sw_forward_*``).
@@ -39,8 +41,10 @@ Documented hardware facts used (each with its source):
 
 Fitted (no document gives them), by ``benchmarks/n6_latency.py`` on the declared training subset
 of its corpus, held-out error reported apart (``benchmarks/README.md``): ``EFF_CONV``, ``EFF_DW``,
-``FLASH_BW``, ``T_HW_EPOCH``, ``T_HYBRID``, ``T_SW``, ``T_INFERENCE``, and the internal-RAM model
-``RAM_FACTOR``. ``TIME_BAND`` is the held-out error band (90th percentile of |error|).
+``ACT_BW`` (the effective activation stream rate), ``T_HW_EPOCH``, ``T_HYBRID``, ``T_SW``,
+``SW_CYCLES_PER_ELEM``, ``T_INFERENCE``, and the internal-RAM factor ``RAM_FACTOR``.
+``TIME_BAND`` is the held-out error (median, 90th percentile of |error|); the band printed is the
+90th percentile.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from .placement import COMPUTE_KINDS
 NPU_HZ = 1.0e9
 CPU_HZ = 0.8e9
 PEAK_MAC_PER_CYCLE = 300.0
-ACT_BW = 6.4e9
+ACT_BW_PEAK = 6.4e9  #: one npuRAM bank (.mpool: 8 B x 800 MHz); the fitted ACT_BW stays below
 PSRAM_BW = 0.4e9
 HYBRID_BYTES_PER_S = 1.0e9
 NPU_RAM_BYTES = 4 * 448 * 1024
@@ -65,19 +69,29 @@ CPU_RAM2_BYTES = 1024 * 1024
 INTERNAL_RAM_BYTES = NPU_RAM_BYTES + CPU_RAM2_BYTES
 CLOCKS = "NPU 1000 MHz, CPU 800 MHz (STM32N6570-DK overdrive, as ST's published figures)"
 
-# -- fitted (benchmarks/n6_latency.py --fit; see the module docstring) ------------------------
-EFF_CONV = 0.25  #: fraction of the peak MAC rate a standard / pointwise conv or FC gets
-EFF_DW = 0.05  #: the same for a depthwise conv (one channel per CA pass)
-FLASH_BW = 0.35e9  #: effective weight stream from the octo-SPI flash, B/s
-T_HW_EPOCH = 10e-6  #: s per scheduler hw epoch (configuration of units / stream engines)
-T_HYBRID = 30e-6  #: s per hybrid epoch beyond its bytes (CPU launch, cache maintenance)
-T_SW = 30e-6  #: s per software epoch beyond its elements
-SW_CYCLES_PER_ELEM = 20.0  #: M55 cycles per element of a software kernel
-T_INFERENCE = 100e-6  #: s per inference (runtime start, input / output cache maintenance)
-RAM_FACTOR = 1.0  #: ST's internal RAM / the activation working set (see ``working_set``)
-#: |predicted / ST - 1| band: (median, 90th percentile) of the held-out corpus rows
-TIME_BAND = (0.15, 0.30)
-FIT_SOURCE = "not fitted yet"
+# -- fitted (``benchmarks/n6_latency.py --fit``, on its declared TRAINING rows: 9 models) -----
+#: effective activation traffic of the stream engines, B/s: fitted 1.01 GB/s, i.e. about one byte
+#: per NPU cycle -- the same rate the compiler itself charges a DMA move in network.c (1 cycle per
+#: byte, above); the .mpool's 6.4 GB/s per npuRAM bank is the ceiling
+ACT_BW = 1.01e9
+EFF_CONV = 0.126  #: fraction of the 300 MAC/cycle peak a standard / pointwise conv or FC gets
+EFF_DW = 0.33  #: the same for a depthwise conv (its traffic usually dominates anyway)
+#: weight stream from the octo-SPI flash, B/s: the documented raw rate (OPI DTR, 200 MHz x 1 B x
+#: 2), not fitted. Check on the held-out pairs that differ only by the classifier (101 vs 1000
+#: classes): ST's published times give 316-384 MB/s for the extra weights.
+FLASH_BW = 0.4e9
+T_HW_EPOCH = 0.0  #: s per scheduler hw epoch: fitted to 0 (below resolution with the EC)
+T_HYBRID = 0.0  #: s per hybrid epoch beyond its bytes: fitted to 0 (bytes at 1 B/cycle suffice)
+T_SW = 115e-6  #: s per software epoch (CPU wake-up, cache maintenance, kernel set-up): fitted
+SW_CYCLES_PER_ELEM = 1.0  #: M55 cycles per element of a software kernel: fitted (lower bound)
+T_INFERENCE = 0.0  #: s per inference (runtime start): fitted to 0
+#: ST's internal + external RAM / :func:`working_set`: median over the training rows (1.4);
+#: observed 0.96..2.0 over the corpus, so RAM is the weakest figure (benchmarks/README.md)
+RAM_FACTOR = 1.4
+#: |predicted / ST - 1| on the 18 held-out corpus rows: (median, 90th percentile)
+TIME_BAND = (0.094, 0.315)
+FIT_SOURCE = ("benchmarks/n6_latency.py: 9 training + 18 held-out ST model-zoo rows "
+              "(benchmarks/README.md)")
 
 #: operators fused into the stream of the operator before them (no memory traffic of their own)
 FUSED_KINDS = frozenset({"Relu", "Clip", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "HardSwish",
@@ -185,10 +199,11 @@ def working_set(g: Graph) -> int:
     return int(best)
 
 
-def hw_op_seconds(g: Graph, node, act_bw: float = ACT_BW, p=None) -> tuple[float, int]:
+def hw_op_seconds(g: Graph, node, act_bw: float | None = None, p=None) -> tuple[float, int]:
     """(seconds, MACs) of one operator on the NPU: the longest of its compute, its activation
     traffic and its weight stream."""
     p = p or params()
+    act_bw = act_bw or p["ACT_BW"]
     macc = node_macc(g, node)
     dw = bool(node.attrs.get("depthwise"))
     eff = p["EFF_DW"] if dw else p["EFF_CONV"]
@@ -204,7 +219,7 @@ def params() -> dict:
     return {k: globals()[k] for k in PARAM_NAMES}
 
 
-PARAM_NAMES = ("EFF_CONV", "EFF_DW", "FLASH_BW", "T_HW_EPOCH", "T_HYBRID", "T_SW",
+PARAM_NAMES = ("ACT_BW", "EFF_CONV", "EFF_DW", "FLASH_BW", "T_HW_EPOCH", "T_HYBRID", "T_SW",
                "SW_CYCLES_PER_ELEM", "T_INFERENCE", "RAM_FACTOR")
 
 
@@ -216,7 +231,8 @@ def predict(g: Graph, mapping: Mapping, weights_bytes: int, p: dict | None = Non
     lat.internal_ram_bytes = min(ram, INTERNAL_RAM_BYTES)
     lat.external_ram_bytes = max(0, ram - INTERNAL_RAM_BYTES)
     spill = lat.external_ram_bytes / ram if ram else 0.0
-    act_bw = 1.0 / ((1 - spill) / ACT_BW + spill / PSRAM_BW)
+    bw = p.get("ACT_BW", ACT_BW)
+    act_bw = 1.0 / ((1 - spill) / bw + spill / PSRAM_BW)
     ec = mapping.options.epoch_controller
     by_name = {n.name: n for n in g.nodes}
     cur = None
