@@ -175,6 +175,18 @@ def table(res, which):
     return lines, summary, e_t
 
 
+def flash_pairs() -> list[str]:
+    """(extra weights) / (extra time) for zoo rows equal but for 101 vs 1000 classes."""
+    by = {r["name"]: r for r in ROWS}
+    out = []
+    for name, r in by.items():
+        if name.endswith("_c101") and name[:-4] + "c1000" in by:
+            b = by[name[:-4] + "c1000"]
+            rate = (b["w_kib"] - r["w_kib"]) * 1024 / ((b["ms"] - r["ms"]) * 1e-3)
+            out.append(f"{name[:-5]} {rate / 1e6:.0f} MB/s")
+    return out
+
+
 def per_epoch(items_by_name):
     """Predicted epoch shares against the compiler's cycle estimates, where lint's epoch units
     match the compile's block for block."""
@@ -232,6 +244,13 @@ def main(argv=None) -> int:
         if which == "held-out":
             held_t = e_t
     out += ["Excluded: " + "; ".join(f"{k}: {v}" for k, v in EXCLUDED.items()) + ".", ""]
+    out += [f"Corpus size: {len(res)} rows, short of 40: the remaining N6 rows of the zoo are "
+            "networks defined by ST's own training code (SSD / YOLO / YuNet / DeepLab / ST "
+            "FdMobileNet families) or PyTorch models (torchvision is not installed), which this "
+            "benchmark does not rebuild yet.", ""]
+    out += ["Check of the documented (not fitted) flash rate, 400 MB/s: ST's published pairs that "
+            "differ only by the classifier give the extra weights' stream rate directly: "
+            + ", ".join(flash_pairs()) + ".", ""]
     out += ["#### per epoch, against the compiler's cycle estimates (`LL_ATON_EB_DBG_INFO`)", ""]
     for line, rows in per_epoch(None):
         out.append("- " + line)

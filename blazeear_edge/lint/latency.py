@@ -107,11 +107,13 @@ class EpochTime:
     ops: list = field(default_factory=list)  #: operator names (file vocabulary), in order
     macc: int = 0
     scheduler_epochs: int = 1
+    by_op: dict = field(default_factory=dict)  #: operator (file vocabulary) -> ms in this epoch
 
     def to_dict(self) -> dict:
         return {"index": self.index, "unit": self.unit, "ms": round(self.ms, 4),
                 "ops": list(self.ops), "macc": int(self.macc),
-                "scheduler_epochs": int(self.scheduler_epochs)}
+                "scheduler_epochs": int(self.scheduler_epochs),
+                "by_op_ms": {k: round(v, 4) for k, v in self.by_op.items()}}
 
 
 @dataclass
@@ -256,6 +258,7 @@ def predict(g: Graph, mapping: Mapping, weights_bytes: int, p: dict | None = Non
                 if node is not None:
                     s, macc = hw_op_seconds(g, node, act_bw, p)
                     cur.ms += 1e3 * s
+                    cur.by_op[pl.op] = cur.by_op.get(pl.op, 0.0) + 1e3 * s
                     cur.macc += macc
                     cur.scheduler_epochs += int(pl.kind in COMPUTE_KINDS)
                 if not cur.ops or cur.ops[-1] != pl.op:
@@ -280,7 +283,7 @@ def predict(g: Graph, mapping: Mapping, weights_bytes: int, p: dict | None = Non
                 ms = 1e3 * (p["T_HYBRID"] + nbytes / HYBRID_BYTES_PER_S)
             else:
                 ms = 1e3 * (p["T_SW"] + elems * p["SW_CYCLES_PER_ELEM"] / CPU_HZ)
-            lat.epochs.append(EpochTime(len(lat.epochs), step, ms, [label]))
+            lat.epochs.append(EpochTime(len(lat.epochs), step, ms, [label], by_op={label: ms}))
     close()
     for i, e in enumerate(lat.epochs):
         e.index = i
@@ -316,19 +319,33 @@ def format_lines(lat: Latency, max_epochs: int = 12) -> list[str]:
     return lines
 
 
+def by_op(lat: Latency) -> list[tuple[str, str, float]]:
+    """[(operator, unit, ms)] summed over the epochs, largest first."""
+    acc: dict = {}
+    for e in lat.epochs:
+        for op, ms in e.by_op.items():
+            acc[(op, e.unit)] = acc.get((op, e.unit), 0.0) + ms
+    return sorted(((op, u, ms) for (op, u), ms in acc.items()), key=lambda r: -r[2])
+
+
 def plot_timeline(lat: Latency, path, title: str = "") -> None:
-    """Epoch timeline PNG: one bar per epoch (coloured hw / hybrid / sw), its predicted time and
-    operators. Written to a temporary file, then renamed."""
+    """Epoch timeline PNG: one bar per epoch (coloured hw / hybrid / sw) with its predicted time
+    and operators, and beside it the time by operator type. Written to a temporary file, then
+    renamed."""
     import os
+    import textwrap
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     colours = {"hw": "#2b8cbe", "hybrid": "#fdae61", "sw": "#d7191c"}
     n = len(lat.epochs)
-    fig, ax = plt.subplots(figsize=(max(7.0, min(0.32 * n + 3, 22)), 4.8))
+    width = max(9.0, min(0.32 * n + 6, 24))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(width, 5.2),
+                                  gridspec_kw={"width_ratios": [max(2.0, min(n / 6, 5.0)), 1.6]})
     xs = list(range(n))
     ms = [e.ms for e in lat.epochs]
     ax.bar(xs, ms, color=[colours[e.unit] for e in lat.epochs], edgecolor="black", lw=0.3)
@@ -341,19 +358,27 @@ def plot_timeline(lat: Latency, path, title: str = "") -> None:
     ax.set_xlabel("epoch (execution order; hw = an epoch-controller blob)")
     ax.set_ylabel("predicted time (ms)")
     ax.set_ylim(0, top * (1.45 if n > 16 else 1.3))
-    lo, hi = lat.band_ms
-    u = lat.by_unit()
-    ax.set_title((title + "\n" if title else "") +
-                 f"predicted {_fmt_ms(lat.inference_ms)} ms (band {_fmt_ms(lo)}..{_fmt_ms(hi)}) "
-                 f"on STM32N6570-DK, NPU 1 GHz / CPU 800 MHz; hw {_fmt_ms(u['hw'])}, hybrid "
-                 f"{_fmt_ms(u['hybrid'])}, sw {_fmt_ms(u['sw'])} ms", fontsize=8)
-    from matplotlib.patches import Patch
-
     ax.legend(handles=[Patch(color=c, label=k) for k, c in colours.items()], fontsize=8,
               loc="upper right")
     if n <= 40:
         ax.set_xticks(xs)
         ax.tick_params(axis="x", labelsize=6)
+    rows = by_op(lat)[:12][::-1]
+    ax2.barh(range(len(rows)), [r[2] for r in rows], color=[colours[r[1]] for r in rows],
+             edgecolor="black", lw=0.3)
+    ax2.set_yticks(range(len(rows)))
+    ax2.set_yticklabels([textwrap.shorten(r[0], 28) for r in rows], fontsize=7)
+    for i, r in enumerate(rows):
+        ax2.text(r[2], i, f" {_fmt_ms(r[2])}", va="center", fontsize=7)
+    ax2.set_xlabel("predicted time by operator (ms)")
+    ax2.set_xlim(0, (max(r[2] for r in rows) if rows else 1.0) * 1.3)
+    lo, hi = lat.band_ms
+    u = lat.by_unit()
+    head = (f"predicted {_fmt_ms(lat.inference_ms)} ms (band {_fmt_ms(lo)}..{_fmt_ms(hi)}) on "
+            f"STM32N6570-DK, NPU 1 GHz / CPU 800 MHz: hw {_fmt_ms(u['hw'])}, hybrid "
+            f"{_fmt_ms(u['hybrid'])}, sw {_fmt_ms(u['sw'])} ms in {n} epochs")
+    fig.suptitle((title + "\n" if title else "") + textwrap.fill(head, int(width * 14)),
+                 fontsize=9)
     fig.tight_layout()
     path = os.fspath(path)
     tmp = path + ".tmp.png"
@@ -362,5 +387,5 @@ def plot_timeline(lat: Latency, path, title: str = "") -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["Latency", "EpochTime", "predict", "working_set", "format_lines", "plot_timeline",
+__all__ = ["Latency", "EpochTime", "predict", "by_op", "working_set", "format_lines", "plot_timeline",
            "CLOCKS", "TIME_BAND", "PARAM_NAMES", "params"]
