@@ -42,7 +42,36 @@ def keras_model(name: str):
         return fn(input_tensor=inp, weights=None, classes=classes, include_preprocessing=False)
     if fam == "fdmnv1":
         return fd_mobilenet(shape, a, classes)
+    if fam == "sqnv11":
+        return squeezenet_v11(shape, classes)
     raise ValueError(name)
+
+
+def squeezenet_v11(shape, classes):
+    """SqueezeNet v1.1 (forresti/SqueezeNet, ``SqueezeNet_v1.1/train_val.prototxt``): 3x3/2 conv
+    64, max-pools after conv1, fire3 and fire5, fire modules (squeeze, expand 1x1 + 3x3), 1x1
+    classifier conv, global average pooling."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+
+    def fire(x, s, e):
+        x = L.Conv2D(s, 1, activation="relu")(x)
+        return L.Concatenate()([L.Conv2D(e, 1, activation="relu")(x),
+                                L.Conv2D(e, 3, padding="same", activation="relu")(x)])
+
+    x = inp = L.Input(shape, batch_size=1)
+    x = L.Conv2D(64, 3, 2, activation="relu")(x)
+    x = L.MaxPooling2D(3, 2)(x)
+    x = fire(fire(x, 16, 64), 16, 64)
+    x = L.MaxPooling2D(3, 2)(x)
+    x = fire(fire(x, 32, 128), 32, 128)
+    x = L.MaxPooling2D(3, 2)(x)
+    for s, e in ((48, 192), (48, 192), (64, 256), (64, 256)):
+        x = fire(x, s, e)
+    x = L.Conv2D(classes, 1, activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return tf.keras.Model(inp, L.Softmax()(x))
 
 
 def fd_mobilenet(shape, alpha, classes):
