@@ -12,7 +12,7 @@ import numpy as np
 from .compare import INT8_DEFAULT
 
 if TYPE_CHECKING:  # annotations only: bench imports this module
-    from .bench import BenchResult
+    from .bench_table import BenchResult
 
 
 def _atomic_png(fig, path: Path) -> Path:

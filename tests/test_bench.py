@@ -245,3 +245,23 @@ def test_cli_bad_input_exit_2_one_line(run_cli, default_export, st_files, tmp_pa
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.err
     assert not (tmp_path / "o").exists()  # nothing written for bad input
+
+
+def test_predicted_n6_column_is_lints_prediction(plain, default_export):
+    """The "predicted N6 ms" column is lint's latency model on each artifact (with the
+    manifest's stedgeai line), shown beside ST's published BlazeFace row."""
+    from blazeear_edge.lint import lint_model
+
+    res, _ = plain
+    man = _manifest(default_export)
+    by = {r.artifact: r for r in res.rows}
+    for key, row in by.items():
+        d = lint_model(default_export / man["artifacts"][key]["path"]).to_dict()
+        assert row.pred_n6_ms == d["inference_ms"]
+        assert [row.pred_n6_ms_lo, row.pred_n6_ms_hi] == d["inference_ms_band"]
+        assert row.pred_n6_ms_lo < row.pred_n6_ms < row.pred_n6_ms_hi
+    # an all-software float graph on the M55 cannot beat the same network on the NPU
+    assert by["int8_tflite"].pred_n6_ms < by["fp32_tflite"].pred_n6_ms
+    assert res.reference.pred_n6_ms is None  # ST's row: published figures only
+    table = res.markdown()
+    assert "predicted N6 ms" in table and f"{by['int8_tflite'].pred_n6_ms:.2f} (" in table

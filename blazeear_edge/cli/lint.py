@@ -39,6 +39,9 @@ def add_arguments(p):
                    help="alias for --input-data-type float32 --output-data-type float32")
     p.add_argument("--assume-int8", action="store_true",
                    help="place a float model's operators as if it were quantised to int8")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="write the predicted epoch timeline (one bar per epoch, hw / hybrid / "
+                        "sw, its time and operators) to this PNG")
     p.add_argument("--ops", action="store_true",
                    help="text: also list every operator's placement and its rule")
 
@@ -53,8 +56,29 @@ def run(args) -> int:
                      epoch_controller=False if args.no_epoch_controller else None,
                      stedgeai_command=args.stedgeai, float_io=args.float_io,
                      assume_int8=args.assume_int8, st_version=args.st_version)
+    if args.plot:
+        _plot(rep, args.plot)
     if args.output_format == "json":
         print(json.dumps(rep.to_dict(), indent=2))
     else:
         print(rep.format_text(show_ops=args.ops))
     return rep.exit_code(strict=args.strict)
+
+
+def _plot(rep, path) -> None:
+    from pathlib import Path
+
+    from ..errors import BlazeEarError
+    from ..lint.latency import plot_timeline
+
+    out = Path(path)
+    if out.is_dir():
+        raise BlazeEarError(f"{out}: --plot wants a PNG file name, not a directory")
+    if not out.parent.is_dir():
+        raise BlazeEarError(f"{out}: cannot write the plot (no directory {out.parent})")
+    if rep.latency is None:
+        raise BlazeEarError(f"{rep.model}: no latency prediction to plot")
+    try:
+        plot_timeline(rep.latency, out, title=Path(rep.model).name)
+    except OSError as exc:
+        raise BlazeEarError(f"{out}: cannot write the plot ({exc.strerror or exc})") from None

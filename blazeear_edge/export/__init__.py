@@ -510,6 +510,10 @@ def lint_artifacts(plan: ExportPlan) -> None:
                   "epochs": d.get("mapping", {}).get("epochs"), "macc": d.get("macc"),
                   "rules": sorted({f["rule"] for f in d["findings"]
                                    if f["severity"] in ("error", "warning")})}
+        if k.startswith("int8") and d.get("inference_ms") is not None:
+            # predicted STM32N6570-DK time of the compile above (lint/latency.py) and its band
+            out[k]["inference_ms"] = d["inference_ms"]
+            out[k]["inference_ms_band"] = d["inference_ms_band"]
     plan.step("lint: " + ", ".join(f"{k} {v['verdict']}" for k, v in out.items()))
     plan.lint = out
     bad = {k: v["rules"] for k, v in out.items() if v["errors"]}
@@ -600,10 +604,20 @@ def _torch_reference(model, outputs):
     return MediaPipeLayout(model).eval() if outputs == "concat" else model.eval()
 
 
+def _n6_ms(rec: dict) -> str:
+    """The predicted N6 time of an int8 artifact, "3.05 ms (2.35-3.97)"; "-" for the others."""
+    if rec.get("inference_ms") is None:
+        return "-"
+    lo, hi = rec.get("inference_ms_band") or (None, None)
+    band = f" ({lo:.2f}-{hi:.2f})" if lo is not None else ""
+    return f"{rec['inference_ms']:.2f} ms{band}"
+
+
 def _summary_rows(plan: ExportPlan) -> list[dict]:
     return [{"artifact": a.path, "size_kib": round(a.size_bytes / 1024, 1),
              "check": figure(a.verification),
-             "lint": (plan.lint or {}).get(k, {}).get("verdict", "-")}
+             "lint": (plan.lint or {}).get(k, {}).get("verdict", "-"),
+             "n6_ms": _n6_ms((plan.lint or {}).get(k, {}))}
             for k, a in plan.artifacts.items()]
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..errors import BlazeEarError
 from .graph import Graph
+from .latency import predict as predict_latency
 from .footprint import activations_peak_bytes, count_params_and_weights, st_weight_image_bytes
 from .mapping import HYBRID_WEIGHT, MACC_PER_COST_UNIT, SW_WEIGHT, Mapping, estimate
 from .onnx_reader import read_onnx
@@ -157,6 +158,7 @@ def _analyse(g: Graph, target: str, opts: StedgeaiOptions, assume_int8: bool) ->
     rep = LintReport(model=g.path, format=g.format, target=target, findings=findings,
                      mapping=mapping, macc=mapping.macc, params=params, weights_bytes=wbytes,
                      activations_peak_bytes=activations_peak_bytes(g))
+    rep.latency = predict_latency(g, mapping, wbytes)
     rep.to_dict()  # a report that cannot be serialised is a damaged model, caught here
     rep.format_text(show_ops=True)
     return rep

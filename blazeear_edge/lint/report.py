@@ -11,7 +11,8 @@ from .rules import RULES, Finding
 
 #: keys of ``LintReport.to_dict()``, in order (documented in docs/lint.md)
 JSON_KEYS = ("model", "format", "target", "findings", "summary", "mapping", "macc", "params",
-             "weights_bytes", "activations_peak_bytes", "footprint")
+             "weights_bytes", "activations_peak_bytes", "footprint", "inference_ms",
+             "inference_ms_band", "latency")
 
 
 @dataclass
@@ -25,6 +26,8 @@ class LintReport:
     params: int = 0
     weights_bytes: int = 0
     activations_peak_bytes: int = 0
+    #: predicted N6 time and memory placement (:mod:`.latency`); None when not computed
+    latency: object = None
 
     @property
     def errors(self) -> list[Finding]:
@@ -59,7 +62,13 @@ class LintReport:
                 "weights_bytes": int(self.weights_bytes),
                 "activations_peak_bytes": int(self.activations_peak_bytes),
                 "footprint": footprint_dict(self.weights_bytes, self.activations_peak_bytes,
-                                            self.st_version)}
+                                            self.st_version),
+                **_latency_keys(self.latency)}
+
+    @property
+    def inference_ms(self) -> float | None:
+        """Predicted STM32N6570-DK inference time (ms), None when not computed."""
+        return None if self.latency is None else self.latency.inference_ms
 
     @property
     def st_version(self) -> str | None:
@@ -68,6 +77,14 @@ class LintReport:
 
     def format_text(self, show_ops: bool = False) -> str:
         return format_text(self, show_ops)
+
+
+def _latency_keys(lat) -> dict:
+    if lat is None:
+        return {"inference_ms": None, "inference_ms_band": None, "latency": None}
+    d = lat.to_dict()
+    return {"inference_ms": d["inference_ms"], "inference_ms_band": d["inference_ms_band"],
+            "latency": d}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +162,11 @@ def format_text(rep: LintReport, show_ops: bool = False) -> str:
                  f"{RAM_POOL_BAND[0]:g}-{RAM_POOL_BAND[1]:g}x: {rlo:,}..{rhi:,} B")
     lines.append(f"cost = hw + {HYBRID_WEIGHT:g} x hybrid + {SW_WEIGHT:g} x sw + MACs / "
                  f"{MACC_PER_COST_UNIT / 1e6:g} M (hardware-epoch units, ranks alternatives)")
+    if rep.latency is not None:
+        from .latency import format_lines
+
+        lines.append("")
+        lines.extend(format_lines(rep.latency))
     if show_ops:
         lines.append("")
         lines.extend(_table(("#", "NODE", "OP", "UNIT", "EPOCH STEPS", "RULE"),
