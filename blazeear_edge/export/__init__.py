@@ -272,6 +272,7 @@ def verify_artifact(plan: ExportPlan, path: Path, key: str, label: str, precisio
         raise BlazeEarError(f"{path.name}: verification failed: "
                             + "; ".join([res.error] if res.error else res.failures), exit_code=1)
     plan.warnings += res.failures
+    plan.warnings += res.alerts  # a large change at the deployed threshold; a binding cap
     low = [f"{t.name} {t.sqnr_db_relevant:.1f}" for t in res.tensors
            if t.sqnr_db_relevant is not None and any(f"output {t.name}:" in w
                                                      for w in res.warnings)]
