@@ -299,3 +299,43 @@ def test_parity_reports_the_frames_the_board_cap_changes(default_export, tmp_pat
     assert CAP_CHECK in text
     if chk.data["int8_tflite"]["frames_changed"]:
         assert chk.status == "WARNING" and "WARNING:" in text and rep.alerts
+
+
+# ---------------------------------------------------------------------------------------------
+# which part of the domain a verification covered
+# ---------------------------------------------------------------------------------------------
+def test_domain_coverage_per_head_by_construction():
+    from blazeear_edge.coverage import coverage_sentence, domain_coverage
+
+    cfg = DecodeConfig(score_thresh=0.5)
+    small = frame({100: 4.0}, size_px=8.0)  # a 16x16-head anchor, 8 px wide: 1/16 of the frame
+    both = frame({100: 4.0, 700: 4.0}, size_px=8.0)
+    regs = both["regressors_8x8"]
+    regs[0, 700 - 512, 2:4] = 64.0  # the 8x8-head box is 64 px wide: half the frame
+    empty = frame({})
+    cov = domain_coverage([small, both, empty], SPLIT_OUTPUTS, GRID, cfg)
+    assert cov["images"] == 3 and cov["detections"] == 3 and cov["images_with_detections"] == 2
+    assert cov["box_width_of_frame"] == {"min": 0.062, "median": 0.062, "max": 0.5}
+    h16, h8 = cov["heads"]["16x16"], cov["heads"]["8x8"]
+    assert (h16["detections"], h16["images"], h16["anchors"]) == (2, 2, [0, 512])
+    assert h16["box_width_of_frame"]["max"] == 0.062
+    assert (h8["detections"], h8["images"]) == (1, 1) and h8["box_width_of_frame"]["min"] == 0.5
+    text = coverage_sentence(cov)
+    assert "3 face(s) on 2/3 image(s)" in text and "0.06-0.50" in text
+    assert "8x8 head alone: 1 on 1 image(s), width 0.50-0.50" in text
+    none = domain_coverage([empty], SPLIT_OUTPUTS, GRID, cfg)
+    assert none["detections"] == 0 and "16x16 head alone: 0 on 0 image(s)" in \
+        coverage_sentence(none)
+
+
+def test_export_records_and_prints_its_coverage(fp32_export):
+    """The manifest's coverage counts the same reference detections as the export's own
+    verification record (the compare engine's count, decoded separately)."""
+    from blazeear_edge.manifest import load_manifest
+
+    v = load_manifest(fp32_export).verification
+    cov = v["coverage"]
+    assert cov["images"] == v["images"]
+    assert cov["detections"] == v["fp32_onnx"]["detections"]["ref"] > 0
+    assert set(cov["heads"]) == {"16x16", "8x8"}
+    assert sum(h["detections"] for h in cov["heads"].values()) >= 1

@@ -110,6 +110,11 @@ def format_summary(res: ExportResult) -> str:
     src = res.manifest.verification.get("source", {})
     lines.append(f"verification images: {res.manifest.verification.get('images')} "
                  f"({src.get('note', '')})")
+    cov = res.manifest.verification.get("coverage")
+    if cov:
+        from ..coverage import coverage_sentence
+
+        lines.append(f"verification covered: {coverage_sentence(cov)}")
     lines.append(f"written to {res.out_dir}/ (manifest.json, anchors.npy"
                  + (", calib.npz, quant_report.json" if res.manifest.calibration else "")
                  + (", lint_*.json" if res.manifest.lint else "")
