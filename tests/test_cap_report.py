@@ -339,3 +339,52 @@ def test_export_records_and_prints_its_coverage(fp32_export):
     assert cov["detections"] == v["fp32_onnx"]["detections"]["ref"] > 0
     assert set(cov["heads"]) == {"16x16", "8x8"}
     assert sum(h["detections"] for h in cov["heads"].values()) >= 1
+
+
+def test_bench_shows_the_verification_alerts(fp32_export, tmp_path):
+    """An artifact whose verification record carries an alert (a large change at the deployed
+    threshold, a binding cap) gets WARNING in its parity cell and a line under the table."""
+    from blazeear_edge.bench import run_bench
+
+    dst = tmp_path / "export"
+    shutil.copytree(fp32_export, dst)
+    p = dst / "manifest.json"
+    m = json.loads(p.read_text())
+    alert = ("ONNX fp32 (fp32_onnx): at the deployed threshold 0.80 it finds 14 detection(s) "
+             "where the reference finds 2")
+    m["artifacts"]["fp32_onnx"]["verification"]["alerts"] = [alert]
+    m["artifacts"]["fp32_onnx"]["verification"]["candidate_cap"] = {
+        "max_candidates": 128, "frames_bound": 3, "frames_changed": 1}
+    p.write_text(json.dumps(m))
+    res = run_bench(dst, runs=1, progress=False)
+    row = next(r for r in res.rows if r.artifact == "fp32_onnx")
+    assert row.det_alerts == alert
+    assert (row.cap_frames_bound, row.cap_frames_changed) == (3, 1)
+    md = res.markdown()
+    assert f"- WARNING ({row.label}, export verification): {alert}" in md
+    assert "WARNING |" in md.split(row.label, 1)[1].splitlines()[0]
+    clean = run_bench(fp32_export, runs=1, progress=False)
+    assert "WARNING" not in clean.markdown()
+
+
+def test_harness_cap_summary_counts_real_frames_only():
+    """The harness says when the model's cap bound on the image vectors; hand-built vectors
+    (which test the cap on purpose) are left out."""
+    from types import SimpleNamespace
+
+    from blazeear_edge.harness import Vector, cap_summary
+    from blazeear_edge.postprocess import decode_outputs
+
+    cfg = DecodeConfig(score_thresh=0.5, nms="hard", max_candidates=5)
+    model = SimpleNamespace(config=cfg, anchors=GRID, specs=SPLIT_OUTPUTS)
+    outs = [_faces(12), _faces(0), _faces(12)]
+    vecs = [Vector(f"v{i}", [o[s.name] for s in SPLIT_OUTPUTS],
+                   decode_outputs(o, GRID, cfg, SPLIT_OUTPUTS),
+                   source="hand-built" if i == 2 else "int8_tflite")
+            for i, o in enumerate(outs)]
+    st = cap_summary(model, vecs)
+    assert (st.frames, st.frames_bound, st.candidates_dropped) == (2, 1, 14 - 5)
+    assert (st.detections, st.detections_uncapped, st.detections_lost) == (5 + 2, 14 + 2, 9)
+    assert st.bound_frames == ["v0"]
+    assert cap_summary(SimpleNamespace(config=DecodeConfig(max_candidates=0), anchors=GRID,
+                                       specs=SPLIT_OUTPUTS), vecs) is None
