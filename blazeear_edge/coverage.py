@@ -69,7 +69,11 @@ def coverage_sentence(cov: dict) -> str:
     """One line: the face sizes the verification saw, overall and per head."""
 
     def span(w):
-        return "-" if not w else f"{w['min']:.2f}-{w['max']:.2f} (median {w['median']:.2f})"
+        if not w:
+            return "-"
+        if w["min"] == w["max"]:
+            return f"{w['min']:.2f}"
+        return f"{w['min']:.2f}-{w['max']:.2f} (median {w['median']:.2f})"
 
     head = "; ".join(f"{k} head alone: {v['detections']} on {v['images']} image(s)"
                      + (f", width {span(v['box_width_of_frame'])}" if v["detections"] else "")
