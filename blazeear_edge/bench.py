@@ -136,6 +136,13 @@ def _static_row(man: Manifest, key: str, notes: list[str]) -> BenchRow:
         row.det_ref, row.det_matched = det.get("ref"), det.get("matched")
         row.det_extra, row.det_match_rate = det.get("extra"), det.get("match_rate")
         row.det_mean_iou = det.get("mean_iou")
+    cap = v.get("candidate_cap") or {}
+    if cap:
+        row.cap_frames_bound = cap.get("frames_bound")
+        row.cap_frames_changed = cap.get("frames_changed")
+    if v.get("alerts"):
+        row.det_alerts = "; ".join(v["alerts"])
+        notes.extend(f"WARNING ({label}, export verification): {a}" for a in v["alerts"])
     if "max_scaled_err" in v:
         row.fp32_max_scaled_err = float(v["max_scaled_err"])
     return row

@@ -84,6 +84,11 @@ class BenchRow:
     det_extra: int | None = None
     det_match_rate: float | None = None
     det_mean_iou: float | None = None
+    #: the verification's alerts (a large change at the deployed threshold, a candidate cap
+    #: that changes the output), joined with "; " (see blazeear_edge.compare)
+    det_alerts: str | None = None
+    cap_frames_bound: int | None = None  #: verification frames on which the cap bound
+    cap_frames_changed: int | None = None  #: ... on which it changed the output
     fp32_max_scaled_err: float | None = None  #: fp32 artifacts: vs their reference (manifest)
     map50: float | None = None  #: with --data
     # -- device (from ST's own outputs) ------------------------------------------------------------
@@ -180,8 +185,9 @@ def _columns(with_map: bool):
 
     def parity(r):
         if r.det_ref is not None:
-            return f"{r.det_matched}/{r.det_ref} ({r.det_extra:+d})" if r.det_extra is not None \
+            cell = f"{r.det_matched}/{r.det_ref} ({r.det_extra:+d})" if r.det_extra is not None \
                 else f"{r.det_matched}/{r.det_ref}"
+            return cell + (" WARNING" if r.det_alerts else "")
         return "fp32 ref." if r.fp32_max_scaled_err is not None else ""
 
     cols = [
@@ -273,7 +279,7 @@ def format_markdown(res: BenchResult, heading: str | None = "") -> str:
                     "`blazeear-edge cloud benchmark`)") + ".")
     lines.append(f"- {res.reference.label}: {PUBLISHED} ({res.reference.dev_source}).")
     for n in res.notes:
-        lines.append(f"- Note: {n}.")
+        lines.append(f"- {n}" if n.startswith("WARNING") else f"- Note: {n}.")
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,19 @@ A runtime FAILs when a limit of its precision's :class:`Tolerance` is exceeded; 
 (status ``ok`` with warnings) when an int8 output's relevant SQNR is under ``warn_sqnr_db`` but above
 the failure limit. The failure text names the runtime and the tensor (or "detections").
 
+Two differences are never hidden behind an ``ok`` (they are *alerts*: warnings that the one-line
+summary, the export summary, the manifest, ``parity`` and ``bench`` all show):
+
+* a large change AT the deployed threshold: the pass/fail rule counts missing / extra detections
+  only above threshold + ``score_margin``, so int8 could find 14 faces where fp32 finds 2 and
+  still pass. Rule: missing or extra detections counted at the decode threshold itself (no
+  margin) more than ``max(warn_changed_count, warn_changed_rate x reference detections)``
+  (default ``max(2, 10%)``) is an alert (:func:`threshold_alert`);
+* a candidate cap (``decode.max_candidates``, the board's) that changes the runtime's output:
+  the capped decode is compared with the uncapped decode of the same outputs
+  (:mod:`blazeear_edge.capreport`); any frame where they differ is an alert, a frame where the
+  cap bound without changing the output is a warning.
+
 Layering: this module sits beside :mod:`.metrics` and :mod:`.postprocess` and imports nothing
 above them; export, parity and evaluate use it, never each other.
 """
@@ -37,6 +50,7 @@ import numpy as np
 from .errors import BlazeEarError
 from .metrics import (RELEVANT_SCORE, MatchStats, by_box_size, match_detections, relevant_masks,
                       sqnr_db)
+from .capreport import cap_stats
 from .postprocess import DecodeConfig, Detections, OutputSpec, decode_outputs, dequantize
 
 #: fp32 scaled max error: ``max|test - ref| / max(1, max|ref| / FP32_REF_MAGNITUDE)``; outputs
@@ -65,6 +79,10 @@ class Tolerance:
     max_scaled_err: float = math.inf
     #: an output whose relevant SQNR is under this (but not under ``min_sqnr_db``) gets a warning
     warn_sqnr_db: float = 0.0
+    #: alert (a warning every summary shows) when missing or extra detections counted AT the
+    #: decode threshold (no margin) exceed max(warn_changed_count, warn_changed_rate x ref)
+    warn_changed_count: float = 2.0
+    warn_changed_rate: float = 0.1
 
 
 #: fp32 artifacts must reproduce PyTorch up to float32 summation order: every detection.
@@ -234,7 +252,14 @@ class RuntimeResult:
     images: int = 0
     seconds: float = 0.0
     failures: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # alerts included
+    #: the warnings no summary may hide: a large change at the deployed threshold, a candidate
+    #: cap that changes the output (see the module doc)
+    alerts: list = field(default_factory=list)
+    #: detections counted at the decode threshold itself: score, ref, test, missing, extra,
+    #: limit (the alert's), alert (bool)
+    at_threshold: dict = field(default_factory=dict)
+    cap: dict = field(default_factory=dict)  # CapStats.to_dict() of this runtime's decode
     error: str = ""
     per_image: list = field(default_factory=list)  # MatchStats per image (not serialised)
     #: recall and mean IoU per reference box width (:func:`~blazeear_edge.metrics.by_box_size`)
@@ -268,8 +293,10 @@ class RuntimeResult:
                 "confident": {k: num(v) for k, v in self.confident.items()} or None,
                 "by_size": [{k: num(v) for k, v in b.items()} for b in self.by_size],
                 "noise_equivalent": self.noise_equivalent or None,
+                "at_threshold": {k: num(v) for k, v in self.at_threshold.items()} or None,
+                "candidate_cap": dict(self.cap) or None,
                 "failures": list(self.failures), "warnings": list(self.warnings),
-                "error": self.error or None}
+                "alerts": list(self.alerts), "error": self.error or None}
 
     def record(self) -> dict:
         """The verification record an export writes into its manifest for this artifact."""
@@ -285,6 +312,8 @@ class RuntimeResult:
             det = {k: num(v) for k, v in self.match.to_dict().items()}
             det["images"] = self.images
             det["confident"] = {k: num(v) for k, v in self.confident.items()}
+            if self.at_threshold:
+                det["at_threshold"] = {k: num(v) for k, v in self.at_threshold.items()}
             d["detections"] = det
             d["detections_by_box_width"] = [{k: num(v) for k, v in b.items()}
                                             for b in self.by_size]
@@ -292,6 +321,10 @@ class RuntimeResult:
             ne = self.noise_equivalent
             keep = ("level", "beyond", "by_figure", "limited_by", "limited_by_labels")
             d["noise_equivalent"] = {k: ne[k] for k in keep if k in ne}
+        if self.cap:
+            d["candidate_cap"] = dict(self.cap)
+        if self.alerts:
+            d["alerts"] = list(self.alerts)
         if self.error:
             d["error"] = self.error
         return d
@@ -312,23 +345,33 @@ class RuntimeResult:
         if m is not None:
             iou = f", IoU {m.mean_iou:.3f}" if m.matched else ""
             parts.append(f"{m.matched}/{m.ref} detections matched{iou}, {m.extra} extra")
+        a = self.at_threshold
+        if a.get("alert"):
+            parts.append(f"at the deployed threshold {a['score']:.2f}: {a['test']} detections "
+                         f"vs {a['ref']} ({a['extra']} extra, {a['missing']} missing)")
+        if self.cap.get("frames_changed"):
+            parts.append(f"candidate cap K={self.cap['max_candidates']} changed "
+                         f"{self.cap['frames_changed']} frame(s)")
         ref = f" vs {self.reference_label}" if self.reference_label else ""
         if self.noise_equivalent:
             ref += f"; {noise_phrase(self.noise_equivalent)}"
-        return f"{self.status}: " + ", ".join(parts) + ref
+        head = self.status + (", WARNING" if self.alerts and not self.error else "")
+        return f"{head}: " + ", ".join(parts) + ref
 
 
 def compare_runtime(res: RuntimeResult, ref_raw: list[dict], ref_specs: Sequence[OutputSpec],
                     raw: list[dict], specs: Sequence[OutputSpec], anchors: np.ndarray,
                     cfg: DecodeConfig, tol: Tolerance,
-                    ref_dets: list | None = None, dets: list | None = None) -> RuntimeResult:
+                    ref_dets: list | None = None, dets: list | None = None,
+                    names: Sequence | None = None) -> RuntimeResult:
     """Measure ``raw`` (a runtime's outputs, dequantised with ``specs``) against ``ref_raw`` and
     judge it with ``tol``; fills and returns ``res``. Decoded detections may be passed in when
-    the caller already has them."""
+    the caller already has them; ``names`` name the frames in the candidate-cap figures."""
     if ref_dets is None:
         ref_dets = [decode_outputs(r, anchors, cfg, ref_specs) for r in ref_raw]
-    if dets is None:
-        dets = [decode_outputs(r, anchors, cfg, specs) for r in raw]
+    dets, cap = cap_stats(raw, anchors, cfg, specs, dets, names)
+    if cfg.max_candidates:
+        res.cap = cap.to_dict()
     res.images = len(raw)
     res.detections = sum(len(x) for x in dets)
     try:
@@ -346,7 +389,39 @@ def compare_runtime(res: RuntimeResult, ref_raw: list[dict], ref_specs: Sequence
     res.by_size = by_box_size(ref_dets, dets)
     res.confident = confident_counts(ref_dets, dets, float(cfg.score_thresh) + tol.score_margin)
     res.failures, res.warnings = judge(res, tol)
+    res.at_threshold, alert = threshold_alert(res, float(cfg.score_thresh), tol)
+    res.alerts = [alert] if alert else []
+    if cap.bound:
+        msg = f"{res.label} ({res.key}): {cap.sentence()}"
+        if cap.changed:
+            res.alerts.append(msg + " (the board's decode differs from the model's there)")
+        else:
+            res.warnings.append(msg)
+    res.warnings += res.alerts
     return res
+
+
+def threshold_alert(res: RuntimeResult, score: float, tol: Tolerance) -> tuple[dict, str]:
+    """Detections counted AT the decode threshold (no margin) and the alert when missing or
+    extra ones exceed ``max(warn_changed_count, warn_changed_rate x reference detections)``.
+
+    The decode keeps only detections scoring >= the threshold, so the counts are the matching's
+    own (every decoded detection is at or above it)."""
+    m = res.match
+    if m is None:
+        return {}, ""
+    limit = max(tol.warn_changed_count, tol.warn_changed_rate * m.ref)
+    alert = m.missing > limit or m.extra > limit
+    d = {"score": score, "ref": m.ref, "test": m.test, "missing": m.missing, "extra": m.extra,
+         "limit": limit, "alert": bool(alert)}
+    if not alert:
+        return d, ""
+    margin = (f"; the pass/fail limits count only detections scoring >= "
+              f"{score + tol.score_margin:.2f}" if tol.score_margin else "")
+    return d, (f"{res.label} ({res.key}): at the deployed threshold {score:.2f} it finds "
+               f"{m.test} detection(s) where the reference finds {m.ref}: {m.extra} extra, "
+               f"{m.missing} missing (more than max({tol.warn_changed_count:g}, "
+               f"{tol.warn_changed_rate:g} x {m.ref}) = {limit:g}){margin}")
 
 
 def judge(res: RuntimeResult, tol: Tolerance) -> tuple[list[str], list[str]]:
@@ -452,5 +527,4 @@ def fmt_db(v) -> str:
 __all__ = ["FP32_DEFAULT", "FP32_REF_MAGNITUDE", "INT8_DEFAULT", "RELEVANT_SCORE", "CheckResult",
            "RuntimeResult", "TensorStats", "Tolerance", "Tolerances", "above", "compare_runtime",
            "confident_counts", "fmt_db", "judge", "load_tolerances", "noise_phrase", "num",
-           "scaled_error",
-           "tensor_stats"]
+           "scaled_error", "tensor_stats", "threshold_alert"]

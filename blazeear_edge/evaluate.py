@@ -451,7 +451,10 @@ def format_eval(rep: EvalReport) -> str:
     L = [f"evaluate {rep.model} ({rep.target}) on {Path(rep.data).name} ({rep.data_kind}, "
          f"category '{rep.category}'): {rep.images} image(s), {rep.gt_boxes} box(es)",
          f"decode: score >= {rep.score_thresh:g}, {rep.decode.get('nms')} NMS IoU "
-         f"{rep.decode.get('iou_thresh'):g}; boxes in original image pixels; pycocotools "
+         f"{rep.decode.get('iou_thresh'):g}, "
+         + (f"candidate cap {rep.decode['max_candidates']}" if rep.decode.get("max_candidates")
+            else "no candidate cap (AP ranks every candidate; parity reports the board's cap)")
+         + "; boxes in original image pixels; pycocotools "
          f"COCOeval (one class, maxDets 100)", ""]
     head = ["runtime", "format", "precision", "AP50", "AP[.5:.95]", "AR@100", "dAP50",
             "dAP", "vs", "detections", "ms/img"]

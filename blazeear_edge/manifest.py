@@ -37,7 +37,8 @@ Layout of ``manifest.json`` (``schema`` = ``blazeear-edge/manifest/2``)::
       "export": {"outputs", "onnx_layout", "channel_pad", "channel_pad_choice",
                  "logit_saturation", "equalization", "opset", "input_type", "formats", "int8",
                  "score_range": the score outputs' int8 range [lo, hi] in both int8 files},
-      "verification": {"images", "source", "tolerances", <artifact id>: {...}},
+      "verification": {"images", "source", "tolerances", "coverage" (face sizes seen, per
+                       head: coverage.py), <artifact id>: {...}},
       "lint": {<artifact id>: summary} | null,
       "quantization": {...choices and their effect} | null,
       "stedgeai": {"generate", "generate_onnx", "note", "camera_note", ...} | null,

@@ -45,6 +45,7 @@ import numpy as np
 from . import harness
 from . import noise_floor as noise_floor_mod
 from .calib_data import evaluation_images
+from .capreport import cap_stats
 from .compare import (FP32_DEFAULT, INT8_DEFAULT, RELEVANT_SCORE, CheckResult, RuntimeResult,
                       TensorStats, Tolerance, Tolerances, compare_runtime, fmt_db,
                       load_tolerances, tensor_stats)
@@ -97,12 +98,18 @@ class ParityReport:
     def ok(self) -> bool:
         return not self.failures
 
+    @property
+    def alerts(self) -> list[str]:
+        """Differences no verdict may hide (a large change at the deployed threshold, a
+        candidate cap that changes a runtime's output): shown whatever the verdict."""
+        return [a for r in self.runtimes for a in r.alerts]
+
     def to_dict(self) -> dict:
         return {"schema": "blazeear-edge/parity/1", "export_dir": self.export_dir,
                 "model": self.model, "images": self.images, "image_source": self.image_source,
                 "reference": self.reference, "relevant_score": RELEVANT_SCORE,
                 "tolerances": self.tolerances.to_dict(), "ok": self.ok,
-                "failures": self.failures,
+                "failures": self.failures, "alerts": self.alerts,
                 "runtimes": [r.to_dict() for r in self.runtimes],
                 "checks": [c.to_dict() for c in self.checks], "notes": list(self.notes),
                 "drawn": [str(p) for p in self.drawn]}
@@ -427,7 +434,13 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
         res.detections, res.images = sum(len(x) for x in d), len(d)
         if rt is not ref_rt:
             compare_runtime(res, raws[ref_rt.key], ref_rt.specs, raw, rt.specs, anchors, cfg,
-                            tol.for_precision(rt.precision), dets[ref_rt.key], d)
+                            tol.for_precision(rt.precision), dets[ref_rt.key], d,
+                            names=imageset.names)
+        elif cfg.max_candidates:  # the model's own outputs through the board's cap
+            _, cap = cap_stats(raw, anchors, cfg, rt.specs, d, imageset.names)
+            res.cap = cap.to_dict()
+            if cap.changed:
+                res.alerts.append(f"{rt.label} (reference): {cap.sentence()}")
 
     if noise_floor and ref_rt.key in raws:
         say(f"measuring {ref_rt.label} under camera-level pixel noise (the int8 yardstick) ...")
@@ -439,6 +452,7 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
     labels = {rt.key: rt for rt in runtimes}
     report.checks += _device_checks(manifest, runtimes, raws, imageset, keys, c_check,
                                     device_log, say)
+    report.checks.append(check_candidate_cap(cfg, report.runtimes))
     if draw_dir is not None and ref_rt.key in dets:
         ref_px = [decode_outputs(r, anchors, cfg, ref_rt.specs, letterbox=lb)
                   for r, lb in zip(raws[ref_rt.key], imageset.letterboxes)]
@@ -447,6 +461,38 @@ def run_parity(export_dir: str | os.PathLike, images=None, count: int | None = N
               for k in raws if labels[k].precision == "int8"}
         report.drawn = draw_worst(report, imageset, ref_px, px, draw_dir, draw_count)
     return report
+
+
+CAP_CHECK = "candidate cap never changes the output"
+
+
+def check_candidate_cap(cfg, results: Sequence[RuntimeResult]) -> CheckResult:
+    """The board's candidate cap (``decode.max_candidates``) against the uncapped decode of the
+    same outputs, per runtime: the frames on which it bound, and those on which it changed the
+    output (a difference between the board and the model; status WARNING, not a failure)."""
+    k = int(cfg.max_candidates)
+    if not k:
+        return CheckResult(CAP_CHECK, "passed", "no candidate cap in the manifest's decode "
+                           "(max_candidates 0): every decode is the full one")
+    data = {r.key: r.cap for r in results if r.cap}
+    bound = {r.label: r.cap for r in results if r.cap.get("frames_bound")}
+    changed = {lab: c for lab, c in bound.items() if c.get("frames_changed")}
+    most = max((c.get("most_candidates", 0) for c in data.values()), default=0)
+    if not bound:
+        frames = max((c.get("frames", 0) for c in data.values()), default=0)
+        return CheckResult(CAP_CHECK, "passed", f"K={k} never bound ({frames} frame(s) per "
+                           f"runtime, at most {most} candidates on a frame)", [], data)
+    parts = []
+    for lab, c in bound.items():
+        t = (f"{lab}: bound on {c['frames_bound']}/{c['frames']} frame(s), "
+             f"{c['candidates_dropped']} candidate(s) dropped")
+        if c.get("frames_changed"):
+            t += (f", output changed on {c['frames_changed']} ({c['detections']} detections vs "
+                  f"{c['detections_uncapped']} uncapped: {c['detections_lost']} lost, "
+                  f"{c['detections_moved']} moved; e.g. {', '.join(c['bound_frames'][:3])})")
+        parts.append(t)
+    return CheckResult(CAP_CHECK, "WARNING" if changed else "passed",
+                       f"K={k}: " + "; ".join(parts), [], data)
 
 
 def _device_checks(manifest, runtimes, raws, imageset, keys, c_check, device_log,
@@ -595,19 +641,25 @@ def format_report(rep: ParityReport) -> str:
     if rep.drawn:
         L.append(f"pictures: {len(rep.drawn)} side-by-side PNG(s) in "
                  f"{Path(rep.drawn[0]).parent}")
+    alerts = rep.alerts
+    if alerts:
+        L.append(f"WARNING: {len(alerts)} difference(s) the verdict does not count")
+        L += [f"  - {a}" for a in alerts]
     fails = rep.failures
     if fails:
         L.append(f"FAIL: {len(fails)} problem(s)")
         L += [f"  - {f}" for f in fails]
     else:
         L.append("PASS: every runtime within its tolerances" + (
-            "" if all(c.status == "passed" for c in rep.checks) else
-            "; some on-device checks were not run or not available (see above)"))
+            "" if all(c.status in ("passed", "WARNING") for c in rep.checks) else
+            "; some on-device checks were not run or not available (see above)")
+            + (f"; {len(alerts)} warning(s) above" if alerts else ""))
     return "\n".join(L)
 
 
 __all__ = ["FP32_DEFAULT", "INT8_DEFAULT", "RELEVANT_SCORE", "RUNTIME_KEYS", "RUNTIME_LABELS",
            "CheckResult", "ParityReport", "Runtime", "RuntimeResult", "TensorStats", "Tolerance",
-           "Tolerances", "check_c_decode", "check_device_log", "check_manifest", "draw_worst",
+           "Tolerances", "check_c_decode", "check_candidate_cap", "check_device_log",
+           "check_manifest", "draw_worst",
            "export_runtimes", "format_report", "load_parity_images", "load_tolerances",
            "progress_printer", "run_parity", "tensor_stats", "text_table"]

@@ -160,6 +160,12 @@ class Detections:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 6, 2), np.float32))
     scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    #: valid candidates (score >= threshold, finite, non-negative size) the decode found, before
+    #: the candidate cap; -1 when not known (detections not made by the decode)
+    candidates: int = -1
+    #: valid candidates the candidate cap (``max_candidates``) kept out of NMS: > 0 means the
+    #: cap bound on this frame (see :mod:`blazeear_edge.capreport`)
+    cap_dropped: int = 0
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -168,7 +174,8 @@ class Detections:
         """Undo the letterbox: coordinates in pixels of the original image."""
         pts = np.concatenate([self.boxes.reshape(-1, 2, 2), self.keypoints], axis=1)
         pts = letterbox.to_image(pts)
-        return Detections(pts[:, :2].reshape(-1, 4), pts[:, 2:].copy(), self.scores.copy())
+        return Detections(pts[:, :2].reshape(-1, 4), pts[:, 2:].copy(), self.scores.copy(),
+                          self.candidates, self.cap_dropped)
 
     def to_list(self) -> list[dict]:
         return [{"score": float(s), "box": [float(v) for v in b],
@@ -517,7 +524,7 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
     cand = (logits >= bound).nonzero()[0]
     n = cand.size
     if not n:
-        return Detections(_NO_BOXES, _NO_KEYPOINTS, _NO_SCORES)
+        return Detections(_NO_BOXES, _NO_KEYPOINTS, _NO_SCORES, 0)
     x = logits[cand]  # a copy: the sigmoid of _sigmoid32 runs in place on it
     # above ~17.3 the float32 sigmoid is 1.0 anyway (the upper clip is moot), and below the
     # bound nothing is a candidate (the lower clip is moot) unless every logit passes
@@ -564,9 +571,10 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
         c, s, d = c[ok], s[ok], None
         n = c.shape[0]
         if n == 0:
-            return Detections()
+            return Detections(candidates=0)
+    valid, dropped = n, 0
     if 0 < k < n:  # the cap: the first k in NMS order
-        c, s, n, d = c[:k], s[:k], k, None
+        c, s, n, d, dropped = c[:k], s[:k], k, None, n - k
     cc, tops = _nms_sorted(c, s, cfg.iou_thresh, cfg.nms, cfg.max_detections, d)
     if letterbox is not None:  # (u * size - pad) / scale, x and y alternating along a row
         size, pad, sxy = letterbox.pad_scale
@@ -574,7 +582,7 @@ def _decode_fast(logits: np.ndarray, gather, anchors: np.ndarray, cfg: DecodeCon
         cc -= pad
         cc /= sxy
     return Detections(cc[:, :4], cc[:, 4:].reshape(-1, 6, 2),
-                      s[:1] if tops == [0] else s.take(tops))
+                      s[:1] if tops == [0] else s.take(tops), valid, dropped)
 
 
 _MINUS_PLUS_HALF = np.array([[-0.5], [0.5]], np.float32)  # (2, 1)

@@ -20,8 +20,9 @@ def add_arguments(p):
                    help="weighted (MediaPipe, default) or hard NMS")
     p.add_argument("--max-detections", type=int, default=0, help="cap per image (0 = none)")
     p.add_argument("--max-candidates", type=int, default=None, metavar="K",
-                   help="top-K candidates by score entering NMS (default 128, never reached on "
-                        "real frames at the default threshold; 0 = no cap)")
+                   help="top-K candidates by score entering NMS, as the board's decode does "
+                        "(default 0 = no cap: the model's full decode); when it binds, the "
+                        "output says on which images and what it changed")
     p.add_argument("--json", action="store_true", help="print one JSON list to stdout")
     p.add_argument("--draw", metavar="DIR", help="write PNGs with boxes and keypoints here")
 
@@ -42,9 +43,9 @@ def run(args) -> int:
     if args.max_candidates is not None and args.max_candidates < 0:
         raise BlazeEarError(f"--max-candidates must be 0 (no cap) or more, got "
                             f"{args.max_candidates}")
-    extra = {} if args.max_candidates is None else {"max_candidates": args.max_candidates}
     cfg = DecodeConfig(score_thresh=args.score_thresh, iou_thresh=args.iou_thresh, nms=args.nms,
-                       max_detections=max(0, args.max_detections), **extra)
+                       max_detections=max(0, args.max_detections),
+                       max_candidates=args.max_candidates or 0)
     det = Detector(args.weights, args.anchors, cfg)
     log = sys.stderr
     print(f"loaded {det.info.description} from {det.info.source}; anchors: {det.anchors.kind}",
@@ -52,6 +53,13 @@ def run(args) -> int:
     for note in det.info.notes:
         print(f"note: {note}", file=log)
     results = [det.detect_file(p) for p in args.images]
+    cap = None
+    if cfg.max_candidates:
+        from ..capreport import CapStats
+
+        cap = CapStats(cfg.max_candidates)
+        for r in results:
+            cap.add(r.detections, r.uncapped, r.image)
     if args.draw:
         from ..draw import draw_detections, save_png
         from ..preprocess import load_image
@@ -66,8 +74,17 @@ def run(args) -> int:
         sys.stdout.write("\n")
     else:
         for r in results:
-            print(f"{r.image} ({r.width}x{r.height}): {len(r.detections)} detection(s)")
+            bound = ""
+            if r.uncapped is not None:
+                c = r.cap_dict()
+                bound = (f" [candidate cap {c['max_candidates']} bound: {c['dropped']} of "
+                         f"{c['candidates']} candidates dropped, {c['detections_uncapped']} "
+                         f"detection(s) without the cap]")
+            print(f"{r.image} ({r.width}x{r.height}): {len(r.detections)} detection(s){bound}")
             for d in r.detections.to_list():
                 b = ", ".join(f"{v:.1f}" for v in d["box"])
                 print(f"  score {d['score']:.3f}  box [{b}]")
+    if cap is not None:  # a cap was asked for: say whether it bound (stderr beside JSON)
+        print(("warning: " if cap.changed else "") + cap.sentence(),
+              file=log if args.json else sys.stdout)
     return 0

@@ -109,8 +109,12 @@ def run(args) -> int:
             text = text.rsplit("\nfiles: ", 1)[0]
         print(text)
         if args.json:
+            from ..harness import cap_summary
+
+            cap = cap_summary(report.model, report.vectors)
             Path(args.json).write_text(json.dumps(
-                {t: [r.to_dict() for r in rs] for t, rs in report.results.items()},
+                {**{t: [r.to_dict() for r in rs] for t, rs in report.results.items()},
+                 **({"candidate_cap": cap.to_dict()} if cap is not None else {})},
                 indent=1, default=float) + "\n")
         return 0 if report.ok else 1
     finally:

@@ -212,6 +212,9 @@ def make_plan(cfg: ExportConfig, model, root: Path, step) -> ExportPlan:
     return plan
 
 
+HOLDOUT_WARNING = "int8 verified on the built-in hold-out only (not camera frames)"
+
+
 def _report_images(plan: ExportPlan) -> None:
     calib, cfg = plan.calib, plan.cfg
     if calib is not None:
@@ -227,9 +230,23 @@ def _report_images(plan: ExportPlan) -> None:
     note = plan.verify.provenance["note"]
     plan.step(f"verification: {len(plan.verify)} images ({note.split(':')[0]})")
     if cfg.int8 and note == BUILTIN_HOLDOUT_NOTE:
-        plan.warnings.append("int8 verified on the built-in hold-out only (not camera frames): "
-                             "check on your own frames with 'blazeear-edge parity EXPORT "
-                             "--images DIR'")
+        plan.warnings.append(HOLDOUT_WARNING + ": check on your own frames with "
+                             "'blazeear-edge parity EXPORT --images DIR'")
+
+
+def _report_coverage(plan: ExportPlan) -> dict | None:
+    """Which face sizes (overall, per head) the verification images showed the reference; a
+    warning about the hold-out says it too (see :mod:`blazeear_edge.coverage`)."""
+    from ..coverage import coverage_sentence, domain_coverage
+
+    if plan.ref_outputs is None:
+        return None
+    cov = domain_coverage(plan.ref_outputs, plan.specs, plan.anchors.table, plan.decode)
+    text = coverage_sentence(cov)
+    plan.step(f"verification covered: {text}")
+    plan.warnings[:] = [w + f"; what it covered: {text}" if w.startswith(HOLDOUT_WARNING)
+                        else w for w in plan.warnings]
+    return cov
 
 
 def _report_channel_pad(plan: ExportPlan) -> None:
@@ -286,6 +303,7 @@ def verify_artifact(plan: ExportPlan, path: Path, key: str, label: str, precisio
         raise BlazeEarError(f"{path.name}: verification failed: "
                             + "; ".join([res.error] if res.error else res.failures), exit_code=1)
     plan.warnings += res.failures
+    plan.warnings += res.alerts  # a large change at the deployed threshold; a binding cap
     low = [f"{t.name} {t.sqnr_db_relevant:.1f}" for t in res.tensors
            if t.sqnr_db_relevant is not None and any(f"output {t.name}:" in w
                                                      for w in res.warnings)]
@@ -527,6 +545,7 @@ def write_manifest(plan: ExportPlan) -> ExportManifest:
     from ..model import count_parameters
 
     cfg, root = plan.cfg, plan.root
+    coverage = _report_coverage(plan)
     np.save(root / "anchors.npy", plan.anchors.table)
     calib_info = None
     if plan.calib is not None:
@@ -563,6 +582,7 @@ def write_manifest(plan: ExportPlan) -> ExportManifest:
                            cfg.opset, cfg.input_type, tuple(cfg.formats), cfg.int8,
                            cfg.int8_score_range() if cfg.int8 else None),
         verification={"images": len(plan.verify), "source": plan.verify.provenance,
+                      **({"coverage": coverage} if coverage else {}),
                       "reference": "pytorch fp32", "tolerances": plan.tolerances.to_dict(),
                       **{k: a.verification for k, a in plan.artifacts.items()}},
         lint=plan.lint,

@@ -80,14 +80,23 @@ def figure(v: dict) -> str:
         parts.append(f"max err {max(v['max_abs_err'].values()):.1e} abs, "
                      f"{v['max_scaled_err']:.1e} scaled")
     else:
-        sq = [x for x in v["sqnr_db"].values() if x is not None]
+        sq = [x for x in v["sqnr_db"].values() if isinstance(x, (int, float))]  # not "inf"
         if sq:
             parts.append(f"SQNR >= {min(sq):.1f} dB (relevant anchors)")
     d = v.get("detections")
     if d:
         iou = f", IoU {d['mean_iou']:.3f}" if d.get("mean_iou") else ""
         parts.append(f"{d['matched']}/{d['ref']} detections matched{iou}, {d['extra']} extra")
-    return f"{v['verdict']}: " + ", ".join(parts)
+        a = d.get("at_threshold") or {}
+        if a.get("alert"):
+            parts.append(f"at the deployed threshold {a['score']:.2f}: {a['test']} vs "
+                         f"{a['ref']} detections ({a['extra']} extra, {a['missing']} missing)")
+    cap = v.get("candidate_cap") or {}
+    if cap.get("frames_changed"):
+        parts.append(f"candidate cap K={cap['max_candidates']} changed "
+                     f"{cap['frames_changed']} frame(s)")
+    head = v["verdict"] + (", WARNING" if v.get("alerts") else "")
+    return f"{head}: " + ", ".join(parts)
 
 
 def format_summary(res: ExportResult) -> str:
@@ -107,6 +116,11 @@ def format_summary(res: ExportResult) -> str:
     src = res.manifest.verification.get("source", {})
     lines.append(f"verification images: {res.manifest.verification.get('images')} "
                  f"({src.get('note', '')})")
+    cov = res.manifest.verification.get("coverage")
+    if cov:
+        from ..coverage import coverage_sentence
+
+        lines.append(f"verification covered: {coverage_sentence(cov)}")
     lines.append(f"written to {res.out_dir}/ (manifest.json, anchors.npy"
                  + (", calib.npz, quant_report.json" if res.manifest.calibration else "")
                  + (", lint_*.json" if res.manifest.lint else "")

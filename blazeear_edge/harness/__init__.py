@@ -41,7 +41,7 @@ TARGETS = ("host", "m55")
 __all__ = [
     "APT_LINE", "BOX_TOL", "SCORE_TOL", "TARGETS", "DeviceFrame", "DeviceLog", "FrameResult",
     "HarnessModel", "HarnessReport", "Tools", "Vector", "build_board_stub", "build_host",
-    "build_m55",
+    "build_m55", "cap_summary",
     "compare_frame", "compare_log", "export_outputs", "integer_outputs", "find_tools", "firmware_dir",
     "format_report", "harness_model", "make_vectors", "minimal_manifest", "model_header",
     "parse_device_log", "prepare", "quantize_outputs", "quantize_specs", "read_device_log",
@@ -161,6 +161,28 @@ def torch_float_outputs(images: Sequence[np.ndarray], weights: str = "mediapipe"
 # ---------------------------------------------------------------------------------------------
 # printing
 # ---------------------------------------------------------------------------------------------
+def cap_summary(model: HarnessModel, vectors: Sequence[Vector]):
+    """What the model's candidate cap did on the vectors of real frames (not the hand-built
+    ones, which test the cap on purpose): :class:`~blazeear_edge.capreport.CapStats`, or None
+    without a cap. The uncapped decode is NumPy's, of the same integer outputs."""
+    from ..capreport import CapStats, uncapped
+    from ..postprocess import decode_outputs
+
+    k = int(model.config.max_candidates)
+    if not k:
+        return None
+    stats = CapStats(k)
+    for v in vectors:
+        if v.source == "hand-built" or v.config is not None:
+            continue
+        free = None
+        if v.expected.cap_dropped > 0:
+            free = decode_outputs(v.outputs, model.anchors, uncapped(model.config), model.specs,
+                                  letterbox=v.letterbox)
+        stats.add(v.expected, free, v.name)
+    return stats if stats.frames else None
+
+
 def _err(v: float) -> str:
     if v == float("inf"):
         return "-"
@@ -231,6 +253,10 @@ def format_report(report: HarnessReport) -> str:
             lines.append(f"M55 worst case ({r.name}: every anchor above the threshold, "
                          f"{r.expected} separate boxes; candidate cap {k or 'none'}): "
                          f"{r.instructions:,.0f} instructions")
+    cap = cap_summary(report.model, report.vectors)
+    if cap is not None:
+        lines.append(("warning: " if cap.changed else "") + cap.sentence()
+                     + " (image vectors, NumPy decode)")
     lines.append(f"files: {report.out_dir}")
     return "\n".join(lines)
 
