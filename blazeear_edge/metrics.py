@@ -137,19 +137,3 @@ def by_box_size(ref: list, test: list, iou_thresh: float = 0.5, bins=SIZE_BINS) 
     return [{"width": size_label(lo, hi), "ref": n, "matched": m,
              "recall": (m / n) if n else None, "mean_iou": (s / m) if m else None}
             for (lo, hi), (n, m, s) in zip(bins, acc)]
-    iou = np.stack([iou_one_to_many(b, test.boxes) for b in ref.boxes])
-    used_r, used_t = set(), set()
-    for flat in np.argsort(-iou, axis=None, kind="stable"):
-        i, j = divmod(int(flat), iou.shape[1])
-        if iou[i, j] < iou_thresh:
-            break
-        if i in used_r or j in used_t:
-            continue
-        used_r.add(i)
-        used_t.add(j)
-        st.matched += 1
-        st.iou_sum += float(iou[i, j])
-        st.max_score_delta = max(st.max_score_delta, float(abs(ref.scores[i] - test.scores[j])))
-        kp = np.abs(ref.keypoints[i] - test.keypoints[j]).max() * input_size
-        st.max_keypoint_err_px = max(st.max_keypoint_err_px, float(kp))
-    return st
