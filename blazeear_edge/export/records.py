@@ -91,6 +91,10 @@ def figure(v: dict) -> str:
         if a.get("alert"):
             parts.append(f"at the deployed threshold {a['score']:.2f}: {a['test']} vs "
                          f"{a['ref']} detections ({a['extra']} extra, {a['missing']} missing)")
+    if v.get("noise_equivalent"):
+        from ..noise_floor import fmt_level
+
+        parts.append(f"camera noise {fmt_level(v['noise_equivalent'])}")
     cap = v.get("candidate_cap") or {}
     if cap.get("frames_changed"):
         parts.append(f"candidate cap K={cap['max_candidates']} changed "
