@@ -208,6 +208,10 @@ def test_st_export_file_order_and_manifest(st_export):
     assert prefilter_warnings(ST_APP_DECODE, scores) == []
     assert raw["st_app"]["score_range"] == [-4.0, 6.0]
     assert "generate" in raw["stedgeai"] and "generate_st_app" in raw["stedgeai"]
+    # the int8 levers of the generic export, and percentile ranges computed by the TFLite path
+    # itself (not a min/max fallback), as docs/st-app.md says
+    assert raw["calibration"]["method"] == {"onnx": "percentile", "tflite": "percentile"}
+    assert raw["calibration"]["weights"]["method"] == "adaround"
 
 
 @pytest.mark.slow
