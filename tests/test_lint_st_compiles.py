@@ -10,11 +10,11 @@ The tests skip, naming the path, when the folder is absent.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
+import truth_corpus  # noqa: E402  (tests/ is on sys.path)
 
 from blazeear_edge.lint import lint_model, parse_stedgeai_command
 from blazeear_edge.lint.footprint import RAM_POOL_BAND, WEIGHTS_ST_BAND
@@ -25,19 +25,11 @@ KINDS = ("hw", "hybrid", "sw")
 
 
 def _entries() -> list:
-    if not TRUTH.is_file():
-        return [pytest.param(None, id="absent")]
-    return [pytest.param(t, id=t["name"]) for t in json.loads(TRUTH.read_text())]
+    return truth_corpus.entries(TRUTH)
 
 
 def _need(entry) -> Path:
-    if entry is None:
-        pytest.skip(f"ST compiles not found at {TRUTH}")
-    path = ST_COMPILES / entry["file"]
-    if not path.is_file():
-        pytest.skip(f"model file not found at {path}")
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["model_sha256"], path
-    return path
+    return truth_corpus.model_file(entry, ST_COMPILES, TRUTH, "ST compiles")
 
 
 def st_epochs(entry) -> dict:

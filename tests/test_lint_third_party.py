@@ -11,13 +11,13 @@ the path, when the folder is absent.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import truth_corpus  # noqa: E402  (tests/ is on sys.path)
 
 from blazeear_edge.lint import lint_model, parse_stedgeai_command
 from blazeear_edge.lint.options import parse_version
@@ -37,19 +37,11 @@ ST_KIND = {"channel-pad": "Transpose", "channel-pad-doubling": "Transpose",
 
 
 def _entries() -> list:
-    if not TRUTH.is_file():
-        return [pytest.param(None, id="absent")]
-    return [pytest.param(t, id=t["name"]) for t in json.loads(TRUTH.read_text())]
+    return truth_corpus.entries(TRUTH)
 
 
 def _need(entry) -> Path:
-    if entry is None:
-        pytest.skip(f"third-party compiles not found at {TRUTH}")
-    path = THIRD_PARTY / entry["file"]
-    if not path.is_file():
-        pytest.skip(f"model file not found at {path}")
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["model_sha256"], path
-    return path
+    return truth_corpus.model_file(entry, THIRD_PARTY, TRUTH, "third-party compiles")
 
 
 def user_command(entry) -> tuple[str | None, str]:
