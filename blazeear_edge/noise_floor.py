@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .compare import noise_phrase, tensor_stats
+from .compare import tensor_stats
 from .metrics import MatchStats, match_detections
 from .postprocess import DecodeConfig, OutputSpec, decode_outputs
 
@@ -158,10 +158,6 @@ def fmt_level(eq: dict | None) -> str:
     return f"±{eq['level']} level{'s' if eq['level'] != 1 else ''}"
 
 
-#: one phrase for a verdict line (defined in compare, which formats the verdicts)
-describe = noise_phrase
-
-
 def attach(results: Sequence, ref_run: Callable[[np.ndarray], list], nchw: np.ndarray,
            ref_raw: list, ref_dets: list, ref_specs: Sequence[OutputSpec],
            anchors: np.ndarray, cfg: DecodeConfig, levels: Sequence[int] = LADDER,
@@ -187,6 +183,6 @@ def attach(results: Sequence, ref_run: Callable[[np.ndarray], list], nchw: np.nd
     return ladder
 
 
-__all__ = ["DRAWS", "FIGURES", "LADDER", "Disturbance", "attach", "describe",
+__all__ = ["DRAWS", "FIGURES", "LADDER", "Disturbance", "attach",
            "disturbance_of", "equivalent_level", "fmt_level", "measure", "noise_ladder",
            "pixel_noise"]
